@@ -1,0 +1,126 @@
+"""`create_app(settings)`: the one factory behind `python -m app`, the Procfile and the tests."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from handlers.base import Gateway, PonteNamespace
+from handlers.chat import ChatNamespace
+from handlers.investigations import InvestigationsNamespace
+from handlers.omni import OmniNamespace
+
+from . import origins
+from .auth import TokenVerifier
+from .bridge import Endpoint, RawBridge
+from .codecs import cidadao, now_iso, omni
+from .errors import AUTHENTICATION_ERROR, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PonteError
+from .guards import ConnectionGuard
+from .settings import Settings
+from .sio import FanoutManager, PonteServer
+
+log = logging.getLogger("ponte")
+
+SIO_KEY = web.AppKey("sio", PonteServer)
+SETTINGS_KEY = web.AppKey("settings", Settings)
+NAMESPACES = {"/omni": OmniNamespace, "/chat": ChatNamespace, "/investigations": InvestigationsNamespace}
+ENDPOINTS = [
+    Endpoint("/ws", "/omni", omni, lambda request: {}),
+    Endpoint("/api/v1/ws/chat/{session_id}", "/chat", cidadao,
+             lambda request: {"session_id": request.match_info["session_id"]}),
+    Endpoint("/api/v1/ws/investigations/{investigation_id}", "/investigations", cidadao,
+             lambda request: {"investigation_id": request.match_info["investigation_id"]}),
+]
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application: Socket.IO, the raw endpoints and the HTTP routes."""
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    sio = build_sio(settings)
+    app[SIO_KEY] = sio
+    sio.attach(app)
+    gateway = Gateway(settings, TokenVerifier(settings))
+    for path, namespace_class in NAMESPACES.items():
+        sio.register_namespace(namespace_class(path, gateway))
+    RawBridge(sio, settings).add_routes(app, ENDPOINTS)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(background_tasks)
+    app.on_shutdown.append(close_clients)
+    return app
+
+
+def build_sio(settings: Settings) -> PonteServer:
+    """The Socket.IO server, with Engine.IO limits taken from the settings."""
+    return PonteServer(
+        async_mode="aiohttp",
+        client_manager=FanoutManager(settings.send_queue_limit),
+        cors_allowed_origins=origins.socketio_policy(settings.allowed_origins),
+        max_http_buffer_size=settings.max_message_bytes,
+        ping_interval=settings.heartbeat,
+        guard_factory=lambda: ConnectionGuard(settings.rate_limit_per_second, settings.rate_limit_burst,
+                                              settings.rate_limit_close_after),
+        max_sockets=2 * settings.max_connections,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "time": now_iso()})
+
+
+async def background_tasks(app: web.Application) -> AsyncIterator[None]:
+    """The sweeper (idle clients, expired tokens) and the investigations heartbeat."""
+    sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
+    tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
+             asyncio.create_task(every(settings.heartbeat, heartbeat, sio))]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def every(interval: float, job: Any, *args: Any) -> None:
+    """Run job every interval seconds; a failure is logged and the loop goes on."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await job(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("periodic job %s failed", job.__name__)
+
+
+async def sweep(sio: PonteServer, settings: Settings) -> None:
+    """Close clients idle for IDLE_TIMEOUT (1000) and those whose token expired (1008)."""
+    now = time.monotonic()
+    idle = [eio_sid for eio_sid, guard in sio.guards.items() if guard.idle_for(now) > settings.idle_timeout]
+    for eio_sid in idle:
+        for path in NAMESPACES:
+            sid = sio.manager.sid_from_eio_sid(eio_sid, path)
+            if sid is not None:
+                await sio.kick(sid, path, CLOSE_NORMAL, "idle timeout: no message for "
+                               f"{settings.idle_timeout:g} s")
+        if eio_sid in sio.eio.sockets:
+            await sio.eio.disconnect(eio_sid)
+    for path in NAMESPACES:
+        namespace: PonteNamespace = sio.namespace_handlers[path]
+        for sid in namespace.expired():
+            await sio.refuse(sid, path, PonteError(AUTHENTICATION_ERROR, "Token de autenticação expirado",
+                                                   {"motivo": "expired"}, close=CLOSE_POLICY))
+
+
+async def heartbeat(sio: PonteServer) -> None:
+    """The investigations endpoint's `heartbeat` message, as the Cidadão.AI server sends it."""
+    await sio.emit("heartbeat", {"server_time": now_iso()}, namespace="/investigations")
+
+
+async def close_clients(app: web.Application) -> None:
+    """On shutdown, tell every client to reconnect elsewhere."""
+    sio = app[SIO_KEY]
+    for peer in list(sio.raw_peers.values()):
+        peer.close_soon(CLOSE_GOING_AWAY, "server shutting down")
+    with contextlib.suppress(Exception):
+        await sio.shutdown()

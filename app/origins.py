@@ -1,0 +1,29 @@
+"""The Origin check against cross-site WebSocket hijacking, shared by both transports."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aiohttp import web
+
+
+def allowed(request: web.Request, allowed_origins: tuple[str, ...]) -> bool:
+    """Exact matches from ALLOWED_ORIGINS, same-origin when it is empty, `*` for any."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: nothing to hijack
+    if "*" in allowed_origins:
+        return True
+    return origin in (allowed_origins or (own_origin(request),))
+
+
+def own_origin(request: web.Request) -> str:
+    """This server's origin as the browser sees it (honouring X-Forwarded-Proto behind a proxy)."""
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}"
+
+
+def socketio_policy(allowed_origins: tuple[str, ...]) -> Callable[[str, dict[str, Any]], bool]:
+    """The same policy as a python-engineio `cors_allowed_origins` callable."""
+    def check(origin: str, environ: dict[str, Any]) -> bool:
+        return allowed(environ["aiohttp.request"], allowed_origins)
+    return check

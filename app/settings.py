@@ -1,0 +1,115 @@
+"""Configuration, read once from the environment into a frozen object."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+log = logging.getLogger("ponte.settings")
+
+ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
+DEV_SECRET_FILE = Path(".ponte/dev-jwt-secret")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line for the operator."""
+
+
+class Settings(BaseModel):
+    """Everything Ponte can be configured with; tests build it directly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    jwt_secret: str | None = Field(None, min_length=16)
+    jwt_public_key: str | None = None
+    jwt_private_key: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = Field(10.0, ge=0, le=300)
+    allowed_origins: tuple[str, ...] = ()
+    max_connections: int = Field(1000, ge=1)
+    max_message_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+    idle_timeout: float = Field(300.0, gt=0)
+    heartbeat: float = Field(30.0, gt=0)
+    rate_limit_per_second: float = Field(10.0, gt=0)
+    rate_limit_burst: int = Field(20, ge=1)
+    rate_limit_close_after: int = Field(50, ge=1)
+    typing_debounce: float = Field(2.0, ge=0)
+    send_queue_limit: int = Field(1024, ge=16)
+    redis_url: str | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> "Settings":
+        asym = [a for a in self.jwt_algorithms if a in ASYMMETRIC]
+        sym = [a for a in self.jwt_algorithms if a.startswith("HS")]
+        unknown = set(self.jwt_algorithms) - ASYMMETRIC - {"HS256", "HS384", "HS512"}
+        if unknown or not self.jwt_algorithms:
+            raise ValueError(f"JWT_ALGORITHMS: unsupported {sorted(unknown) or 'empty list'}")
+        if asym and sym:
+            raise ValueError("JWT_ALGORITHMS: do not mix HMAC and public-key algorithms")
+        if asym and not self.jwt_public_key:
+            raise ValueError("JWT_PUBLIC_KEY is required for " + ",".join(asym))
+        if sym and not self.jwt_secret:
+            raise ValueError("JWT_SECRET is required for " + ",".join(sym))
+        return self
+
+    @property
+    def verify_key(self) -> str:
+        """The key tokens are verified with."""
+        return self.jwt_public_key or self.jwt_secret or ""
+
+    @property
+    def signing_key(self) -> str | None:
+        """The key `python -m app token` signs with, when this process has one."""
+        return self.jwt_private_key or self.jwt_secret
+
+
+_ENV_NAMES = {name.upper(): name for name in Settings.model_fields}
+_TUPLES = {"jwt_algorithms", "allowed_origins"}
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables, or raise SettingsError with one line."""
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    for key, name in _ENV_NAMES.items():
+        value = env.get(key)
+        if value is None or value == "":
+            continue
+        raw[name] = tuple(v.strip() for v in value.split(",") if v.strip()) if name in _TUPLES else value
+    if not raw.get("jwt_secret") and not raw.get("jwt_public_key"):
+        raw["jwt_secret"] = _dev_secret(env)
+    try:
+        return Settings(**raw)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _dev_secret(env: Mapping[str, str]) -> str:
+    """A development secret kept in .ponte/, so the server and the token command agree."""
+    if env.get("DYNO") or env.get("PONTE_ENV", "").lower() == "production":
+        raise SettingsError("missing JWT_SECRET (or JWT_PUBLIC_KEY): required in production")
+    if DEV_SECRET_FILE.exists():
+        return DEV_SECRET_FILE.read_text().strip()
+    DEV_SECRET_FILE.parent.mkdir(exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    DEV_SECRET_FILE.touch(mode=0o600)
+    DEV_SECRET_FILE.write_text(secret)
+    log.warning("no JWT_SECRET set: generated a development secret in %s", DEV_SECRET_FILE)
+    return secret
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The first problem of a validation error, named by its environment variable."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]).upper() if err["loc"] else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"invalid setting {field}: {msg}" if field else f"invalid settings: {msg}"

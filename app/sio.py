@@ -1,0 +1,238 @@
+"""python-socketio, extended so raw-WebSocket clients are participants like any other.
+
+This is the one module that reaches into python-socketio and python-engineio internals
+(`_send_packet`, `_handle_connect`, `_handle_eio_message`, `eio.sockets`, manager rooms); the
+version is pinned to a minor range in setup.cfg and tests/functional covers every path here.
+
+A raw client gets an Engine.IO-style id (`raw:...`) and joins namespaces and rooms through the
+same manager as a Socket.IO client, so every emit reaches both; only the last step, turning a
+packet into text on a socket, knows the transport.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+from .codecs import Codec
+from .errors import PonteError
+from .guards import ABUSE, ADMIT, ConnectionGuard
+
+log = logging.getLogger("ponte.sio")
+
+
+class RawPeer(Protocol):
+    """What the server needs from a raw-WebSocket connection (implemented in app.bridge)."""
+
+    eio_sid: str
+    form: str
+    codec: Codec
+    environ: dict[str, Any]
+    guard: ConnectionGuard
+
+    async def send(self, text: str) -> None: ...
+
+    def refused(self, error_args: dict[str, Any]) -> None: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+class FanoutManager(socketio.AsyncManager):
+    """A client manager that encodes an emit once per wire format and delivers without a task
+    per recipient, and that knows each client's rooms (python-socketio scans every room of the
+    namespace on each disconnect, which makes a mass disconnect quadratic)."""
+
+    def __init__(self, send_queue_limit: int = 1024) -> None:
+        super().__init__()
+        self.send_queue_limit = send_queue_limit
+        self._rooms_of: dict[str, set[Any]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault(sid, set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get(sid)
+        if rooms is not None:
+            rooms.discard(room)
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        return [room for room in self._rooms_of.get(sid, ()) if room is not None]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        for room in list(self._rooms_of.pop(sid, ())):
+            super().basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None,
+                   **kwargs: Any) -> None:
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        pkt = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+        encoded = pkt.encode()
+        if callback is not None or isinstance(encoded, list):  # acks and binary: the stock path
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, to=to, **kwargs)
+        await self.deliver(namespace, to or room, skip_sid, event, args, encoded)
+
+    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str,
+                      args: list[Any], encoded: str) -> None:
+        """Hand one encoded event to every local participant of a room."""
+        if namespace not in self.rooms:
+            return
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        raw_data = args[0] if len(args) == 1 else args
+        texts: dict[str, str] = {}
+        peers = self.server.raw_peers
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            peer = peers.get(eio_sid)
+            if peer is None:
+                self._to_engineio(eio_sid, frame)
+                continue
+            text = texts.get(peer.form)
+            if text is None:
+                text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
+            await peer.send(text)
+
+    def _to_engineio(self, eio_sid: str, frame: eio_packet.Packet) -> None:
+        sock = self.server.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        if sock.queue.qsize() >= self.send_queue_limit:
+            # A client that cannot keep up is dropped rather than buffered without bound.
+            log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
+            sock.closing = True
+            self.server.start_background_task(sock.close, wait=False, abort=True)
+            return
+        sock.queue.put_nowait(frame)
+
+
+class PonteServer(socketio.AsyncServer):
+    """An AsyncServer whose rooms also hold raw-WebSocket peers."""
+
+    def __init__(self, *, guard_factory: Any, max_sockets: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raw_peers: dict[str, RawPeer] = {}
+        self.guards: dict[str, ConnectionGuard] = {}
+        self._guard_factory = guard_factory
+        self._max_sockets = max_sockets
+
+    # -- raw peers enter, speak and leave the way Engine.IO sockets do -------------------------
+
+    async def connect_raw(self, peer: RawPeer, namespace: str, auth: dict[str, Any]) -> str | None:
+        """Run the namespace's connect handler for a raw peer; its sid, or None if refused."""
+        if not self.manager_initialized:
+            self.manager_initialized = True
+            self.manager.initialize()
+        self.raw_peers[peer.eio_sid] = peer
+        self.environ[peer.eio_sid] = peer.environ
+        self.guards[peer.eio_sid] = peer.guard
+        await self._handle_connect(peer.eio_sid, namespace, auth)
+        return self.manager.sid_from_eio_sid(peer.eio_sid, namespace)
+
+    async def receive_raw(self, peer: RawPeer, namespace: str, event: str, data: Any) -> None:
+        """Dispatch one decoded raw message to the namespace's handler."""
+        sid = self.manager.sid_from_eio_sid(peer.eio_sid, namespace)
+        if sid is not None and self.manager.is_connected(sid, namespace):
+            await self._trigger_event(event, namespace, sid, data)
+
+    async def disconnect_raw(self, peer: RawPeer, reason: str) -> None:
+        """Forget a raw peer once its socket has closed."""
+        try:
+            await self._handle_eio_disconnect(peer.eio_sid, reason)
+        finally:
+            self.raw_peers.pop(peer.eio_sid, None)
+            self.guards.pop(peer.eio_sid, None)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        peer = self.raw_peers.get(eio_sid)
+        if peer is None:
+            return await super()._send_packet(eio_sid, pkt)
+        if pkt.packet_type == packet.EVENT:
+            event, *args = pkt.data
+            await peer.send(peer.codec.encode(event, args[0] if len(args) == 1 else args, peer.form))
+        elif pkt.packet_type == packet.CONNECT_ERROR:
+            peer.refused(pkt.data if isinstance(pkt.data, dict) else {"message": str(pkt.data)})
+        elif pkt.packet_type == packet.DISCONNECT:
+            peer.close_soon(1000, "disconnected by server")
+        # CONNECT and ACK packets have no counterpart in the raw protocols.
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        if eio_sid not in self.raw_peers:
+            return await super()._send_eio_packet(eio_sid, eio_pkt)
+        await self._send_packet(eio_sid, self.packet_class(encoded_packet=eio_pkt.data))
+
+    # -- every client, whichever transport ------------------------------------------------------
+
+    async def kick(self, sid: str, namespace: str, code: int, reason: str) -> None:
+        """Close a client's connection with a WebSocket close code (raw) or a disconnect."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        peer = self.raw_peers.get(eio_sid) if eio_sid else None
+        if peer is not None:
+            peer.close_soon(code, reason)
+        else:
+            await self.disconnect(sid, namespace)
+
+    async def refuse(self, sid: str, namespace: str, error: PonteError) -> None:
+        """Answer a client with an error in its protocol's shape, closing if the error says so."""
+        handler = self.namespace_handlers.get(namespace)
+        if handler is not None:
+            await handler.send_error(sid, error)
+        if error.close:
+            await self.kick(sid, namespace, error.close, error.message)
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        if len(self.eio.sockets) + len(self.raw_peers) > self._max_sockets:
+            return False  # Engine.IO answers 401; namespace-level limits give connect_error
+        self.guards[eio_sid] = self._guard_factory()
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.guards.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if isinstance(data, bytes):
+            return  # attachments of a refused binary packet, or a stray frame: dropped
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:  # noqa: BLE001 - malformed packet from a client
+            log.info("malformed Socket.IO packet from %s dropped", eio_sid)
+            return
+        namespace = pkt.namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if pkt.packet_type in (packet.BINARY_EVENT, packet.BINARY_ACK):
+            if sid is not None:
+                await self.refuse(sid, namespace, PonteError(
+                    "VALIDATION_ERROR", "binary messages are not supported: send JSON"))
+            return
+        if pkt.packet_type == packet.EVENT and sid is not None and not await self._admit(eio_sid, sid, namespace):
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _admit(self, eio_sid: str, sid: str, namespace: str) -> bool:
+        guard = self.guards.get(eio_sid)
+        verdict = guard.admit() if guard is not None else ADMIT
+        if verdict != ADMIT and guard is not None:
+            await self.refuse(sid, namespace, rate_error(guard, verdict == ABUSE))
+        return verdict == ADMIT
+
+
+def rate_error(guard: ConnectionGuard, abuse: bool) -> PonteError:
+    """The answer to a message over the rate limit; sustained abuse closes with 1008."""
+    wait = guard.retry_after()
+    return PonteError("RATE_LIMIT_ERROR", f"Muitas mensagens. Aguarde {wait} segundos.",
+                      {"retry_after": wait}, close=1008 if abuse else None)

@@ -1,0 +1,173 @@
+"""The namespace every Ponte handler builds on: auth at the handshake, validation before any
+handler runs, scopes per event, and errors in the client's own protocol."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import socketio
+from pydantic import BaseModel
+
+from app.auth import AuthError, Principal, TokenVerifier, find_token
+from app.codecs import DecodeError, validate
+from app.errors import (AUTHENTICATION_ERROR, CLOSE_OVERLOADED, CLOSE_POLICY, NOT_AVAILABLE,
+                        PERMISSION_ERROR, SERVER_OVERLOADED, SYSTEM_ERROR, VALIDATION_ERROR,
+                        PonteError)
+from app.settings import Settings
+
+from .errors import ErrorStyle, cidadao_error
+
+log = logging.getLogger("ponte.handlers")
+
+
+@dataclass
+class Gateway:
+    """What the namespaces of one app share: settings, the token verifier, the connection count."""
+
+    settings: Settings
+    verifier: TokenVerifier
+    connections: int = 0
+
+
+@dataclass
+class Client:
+    """One connection to a namespace, whichever transport it uses."""
+
+    principal: Principal
+    params: dict[str, str] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class PonteNamespace(socketio.AsyncNamespace):
+    """Base of the Omni, chat and investigations namespaces."""
+
+    inbound: ClassVar[Mapping[str, type[BaseModel]]] = {}
+    scopes: ClassVar[Mapping[str, str]] = {}
+    auth_required: ClassVar[bool] = True
+    params: ClassVar[tuple[str, ...]] = ()  # ids a client gives in its path or handshake
+    error_style: ClassVar[ErrorStyle] = staticmethod(cidadao_error)
+
+    def __init__(self, namespace: str, gateway: Gateway) -> None:
+        super().__init__(namespace)
+        self.gateway = gateway
+        self.clients: dict[str, Client] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- connection lifecycle --------------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            client = self._handshake(environ["aiohttp.request"], auth)
+            await self.authorize(sid, client)
+        except PonteError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code, "close": exc.close or CLOSE_POLICY, "details": exc.details})
+        if self.gateway.connections >= self.gateway.settings.max_connections:
+            raise socketio.exceptions.ConnectionRefusedError(
+                "Servidor sobrecarregado", {"code": SERVER_OVERLOADED, "close": CLOSE_OVERLOADED, "details": {}})
+        self.gateway.connections += 1
+        self.clients[sid] = client
+        await self.joined(sid, client)
+        self.spawn(self.welcome(sid, client))  # after python-socketio has confirmed the connect
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        client = self.clients.pop(sid, None)
+        if client is not None:
+            self.gateway.connections -= 1
+            await self.left(sid, client)
+
+    def _handshake(self, request: Any, auth: dict[str, Any]) -> Client:
+        token = find_token(request.headers, request.query, auth)
+        params = {name: str(auth.get(name) or request.query.get(name) or "") for name in self.params}
+        if token is None:
+            if self.auth_required:
+                raise PonteError(AUTHENTICATION_ERROR, "Token de autenticação ausente")
+            return Client(self.anonymous(), params)
+        try:
+            return Client(self.gateway.verifier.verify(token), params)
+        except AuthError as exc:
+            raise PonteError(AUTHENTICATION_ERROR, exc.message, exc.details) from None
+
+    def anonymous(self) -> Principal:
+        """The principal of a client without a token (only where auth is optional)."""
+        return Principal.anonymous_one()
+
+    async def authorize(self, sid: str, client: Client) -> None:
+        """Raise PonteError to refuse a connection after authentication (hook)."""
+
+    async def joined(self, sid: str, client: Client) -> None:
+        """Join the rooms a new client belongs in (hook)."""
+
+    async def welcome(self, sid: str, client: Client) -> None:
+        """Greet a newly connected client (hook)."""
+
+    async def left(self, sid: str, client: Client) -> None:
+        """Clean up after a client (hook)."""
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, payload = args[0], args[1] if len(args) > 1 else None
+        client = self.clients.get(sid)
+        if client is None:
+            return None
+        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        try:
+            await self.dispatch(sid, client, event, payload)
+        except PonteError as exc:
+            await self.send_error(sid, exc, request_id)
+        except Exception:  # noqa: BLE001 - the client gets SYSTEM_ERROR, the server goes on
+            log.exception("handler for %s failed", event)
+            await self.send_error(sid, PonteError(SYSTEM_ERROR, "Erro interno do servidor"), request_id)
+        return None
+
+    async def dispatch(self, sid: str, client: Client, event: str, payload: Any) -> None:
+        """Validate the payload for its event, check the scope, then call `on_<event>`."""
+        model = self.inbound.get(event)
+        if model is None:
+            raise PonteError(VALIDATION_ERROR, f"evento desconhecido: {event[:64]}", {"campo": "event"})
+        scope = self.scopes.get(event)
+        if scope and not client.principal.allows(scope):
+            raise PonteError(PERMISSION_ERROR, f"o escopo '{scope}' é necessário para {event}",
+                             {"escopo": scope})
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            raise PonteError(VALIDATION_ERROR, "data: deve ser um objeto JSON", {"campo": "data"})
+        try:
+            data = validate(model, payload, "data")
+        except DecodeError as exc:
+            raise PonteError(VALIDATION_ERROR, exc.message, {"campo": exc.field}) from None
+        handler = getattr(self, f"on_{event}", None)
+        if handler is None:
+            raise PonteError(NOT_AVAILABLE, f"{event} ainda não está disponível neste servidor",
+                             {"evento": event})
+        await handler(sid, client, data)
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The error event and payload in this namespace's protocol."""
+        return self.error_style(error, request_id)
+
+    async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
+        event, payload = self.render_error(error, request_id)
+        await self.emit(event, payload, to=sid)
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def expired(self, now: float | None = None) -> list[str]:
+        """The sids whose token has expired."""
+        now = time.time() if now is None else now
+        return [sid for sid, c in self.clients.items()
+                if c.principal.expires_at is not None and c.principal.expires_at <= now]

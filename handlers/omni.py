@@ -1,0 +1,24 @@
+"""The Omni Keywords Finder namespace (`/omni`, raw `/ws`): token required, room `user:{sub}`."""
+from __future__ import annotations
+
+from schemas import omni
+
+from .base import Client, PonteNamespace
+from .errors import omni_error
+from .session import OmniSession
+
+EXECUTION_EVENTS = ("EXECUCAO_INICIAR", "EXECUCAO_PAUSAR", "EXECUCAO_RESUMIR", "EXECUCAO_CANCELAR")
+
+
+class OmniNamespace(OmniSession, PonteNamespace):
+    """Executions, notifications, monitoring and session events of the Omni document."""
+
+    inbound = omni.INBOUND
+    scopes = {**{event: "executions" for event in EXECUTION_EVENTS},
+              "NOTIFICACAO_CONFIGURAR": "notifications",
+              "MONITORAMENTO_INICIAR": "monitoring", "MONITORAMENTO_PARAR": "monitoring"}
+    auth_required = True
+    error_style = staticmethod(omni_error)
+
+    async def joined(self, sid: str, client: Client) -> None:
+        await self.enter_room(sid, f"user:{client.principal.sub}")

@@ -1,0 +1,1 @@
+"""Pydantic wire schemas for the Omni and Cidadão.AI WebSocket APIs."""
