@@ -26,7 +26,7 @@ class Settings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    jwt_secret: str | None = Field(None, min_length=16)
+    jwt_secret: str | None = Field(None, min_length=32)
     jwt_public_key: str | None = None
     jwt_private_key: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)

@@ -1,0 +1,63 @@
+"""One emit path: an event emitted once to a room reaches raw-WebSocket and Socket.IO clients alike."""
+from __future__ import annotations
+
+from typing import Any
+
+from app.factory import SIO_KEY
+from conftest import make_token
+from schemas import cidadao, omni
+
+
+async def test_room_emit_reaches_both_transports(server: Any, raw: Any, sio: Any) -> None:
+    """A single emit to user:{sub} arrives at a raw /ws client and a Socket.IO /omni client of that user."""
+    token = make_token("alice")
+    ws = await raw("/ws", token)
+    io = await sio("/omni", auth={"token": token})
+    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "sync"}})
+    await ws.recv_kind("SESSAO_PONG")
+    await io.emit("SESSAO_PING", {"request_id": "sync"})
+    await io.recv_kind("SESSAO_PONG")
+    payload = {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"}
+    await server.app[SIO_KEY].emit("NOTIFICACAO_GERAL", payload, room="user:alice", namespace="/omni")
+    raw_message = await ws.recv_kind("NOTIFICACAO_GERAL")
+    assert raw_message["data"] == payload and raw_message["timestamp"].endswith("Z")
+    assert await io.recv_kind("NOTIFICACAO_GERAL") == payload
+    omni.NotificacaoGeral.model_validate(payload)
+
+
+async def test_other_users_do_not_receive_room_emit(server: Any, raw: Any) -> None:
+    """An emit to user:alice does not reach bob's connection."""
+    alice, bob = await raw("/ws", make_token("alice")), await raw("/ws", make_token("bob"))
+    await server.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {"tipo": "info", "titulo": "a", "mensagem": "b"},
+                                   room="user:alice", namespace="/omni")
+    await alice.recv_kind("NOTIFICACAO_GERAL")
+    await bob.send({"event": "SESSAO_PING", "data": {"request_id": "after"}})
+    assert (await bob.recv())["event"] == "SESSAO_PONG"
+
+
+async def test_investigation_room_mixes_transports(server: Any, raw: Any, sio: Any) -> None:
+    """anomaly_detected emitted to investigation:{id} reaches a raw endpoint client, a raw chat subscriber
+    and a Socket.IO subscriber, each as a valid Cidadão message."""
+    token = make_token("ana")
+    endpoint = await raw("/api/v1/ws/investigations/INV-2026-001", token)
+    await endpoint.recv_kind("connection")
+    chat = await raw("/api/v1/ws/chat/s1", token)
+    await chat.recv_kind("connection")
+    await chat.send({"type": "subscribe", "data": {"investigation_id": "INV-2026-001"}})
+    assert (await chat.recv_kind("subscribed"))["data"]["status"] == "subscribed"
+    io = await sio("/chat", auth={"token": token, "session_id": "s1"})
+    await io.recv_kind("connection")
+    await io.emit("subscribe", {"investigation_id": "INV-2026-001"})
+    await io.recv_kind("subscribed")
+    anomaly = {"investigation_id": "INV-2026-001", "severity": "high", "description": "Preço 300% acima",
+               "details": {"contract_id": "CNT-1", "expected_value": 100000, "actual_value": 400000}}
+    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room="investigation:INV-2026-001",
+                                   namespace="/investigations")
+    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room="investigation:INV-2026-001",
+                                   namespace="/chat")
+    for client in (endpoint, chat):
+        message = await client.recv_kind("anomaly_detected")
+        cidadao.Envelope.model_validate(message)
+        assert message["id"] and message["timestamp"].endswith("Z")
+        cidadao.AnomalyDetected.model_validate(message["data"])
+    assert await io.recv_kind("anomaly_detected") == anomaly
