@@ -1,0 +1,155 @@
+"""Session-level events of both documents, on raw WebSocket and Socket.IO."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import jwt
+import pytest
+
+from app.factory import SIO_KEY
+from conftest import SECRET, SioClient, make_token
+from schemas import cidadao, omni
+
+
+def omni_valid(message: dict[str, Any]) -> dict[str, Any]:
+    """Check an Omni message against its outbound schema and return its data."""
+    name = message.get("event", message.get("type"))
+    omni.OUTBOUND[name].model_validate(message["data"])
+    return message["data"]
+
+
+def cidadao_valid(message: dict[str, Any]) -> dict[str, Any]:
+    """Check a Cidadão message's envelope (timestamp and id present) and payload schema."""
+    assert message["timestamp"].endswith("Z") and message["id"]
+    cidadao.OUTBOUND[message["type"]].model_validate(message["data"])
+    return message["data"]
+
+
+async def test_sessao_ping_answers_with_request_id(raw: Any) -> None:
+    """SESSAO_PING gets SESSAO_PONG with the same request_id and the server time."""
+    ws = await raw("/ws", make_token())
+    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "req_123462"}, "timestamp": "2024-12-19T23:00:00Z"})
+    message = await ws.recv()
+    assert message["event"] == "SESSAO_PONG" and set(message) == {"event", "data", "timestamp"}
+    assert omni_valid(message)["request_id"] == "req_123462"
+
+
+async def test_type_form_is_answered_in_type_form(raw: Any) -> None:
+    """The web client's {type,...} ping and heartbeat get a {type: pong} answer with an id."""
+    ws = await raw("/ws", make_token())
+    for kind in ("ping", "heartbeat"):
+        await ws.send({"type": kind, "data": {"request_id": kind}, "timestamp": "2024-12-19T23:00:00Z", "id": "c1"})
+        message = await ws.recv()
+        assert message["type"] == "pong" and message["id"] and omni_valid(message)["request_id"] == kind
+    await ws.send({"type": "SESSAO_PING", "data": {"request_id": "t"}})
+    assert (await ws.recv())["type"] == "SESSAO_PONG"
+    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "e"}})
+    assert (await ws.recv())["event"] == "SESSAO_PONG"
+
+
+async def test_socketio_sessao_ping(sio: Any) -> None:
+    """A Socket.IO client on /omni uses the same event name and data object."""
+    io = await sio("/omni", auth={"token": make_token()})
+    await io.emit("SESSAO_PING", {"request_id": "s1"})
+    assert (await io.recv_kind("SESSAO_PONG"))["request_id"] == "s1"
+
+
+async def test_chat_connection_message_and_ping(raw: Any, sio: Any) -> None:
+    """Both transports get `connection` on connect, then pong for ping; anonymous is allowed."""
+    ws = await raw("/api/v1/ws/chat/abc-123")
+    data = cidadao_valid(await ws.recv())
+    assert data == {"status": "connected", "session_id": "abc-123", "message": "Conectado ao Cidadão.AI em tempo real"}
+    await ws.send({"type": "ping", "data": {}})
+    cidadao_valid(await ws.recv_kind("pong"))
+    io = await sio("/chat", auth={"session_id": "abc-123"})
+    assert (await io.recv_kind("connection"))["session_id"] == "abc-123"
+    await io.emit("ping", {})
+    assert "server_time" in await io.recv_kind("pong")
+
+
+async def test_socketio_takes_ids_from_query_string(server: Any) -> None:
+    """A Socket.IO client may give token and session_id in the query string instead of auth."""
+    io = SioClient("/chat")
+    url = str(server.make_url("/").with_query(session_id="qs-1", token=make_token()))
+    await io.client.connect(url, namespaces=["/chat"], transports=["websocket"])
+    try:
+        assert (await io.recv_kind("connection"))["session_id"] == "qs-1"
+    finally:
+        await io.client.disconnect()
+
+
+async def test_subscribe_and_unsubscribe(server: Any, raw: Any) -> None:
+    """subscribe joins investigation:{id} with a confirmation; unsubscribe leaves it."""
+    ws = await raw("/api/v1/ws/chat/s2", make_token("ana"))
+    await ws.recv_kind("connection")
+    await ws.send({"type": "subscribe", "data": {"investigation_id": "INV-2025-001"}})
+    assert cidadao_valid(await ws.recv_kind("subscribed")) == {"investigation_id": "INV-2025-001", "status": "subscribed"}
+    progress = {"investigation_id": "INV-2025-001", "update_type": "progress", "progress": 45,
+                "status": "analyzing_contracts", "message": "Analisando 1.234 contratos..."}
+    await server.app[SIO_KEY].emit("investigation_progress", progress, room="investigation:INV-2025-001",
+                                   namespace="/chat")
+    assert cidadao_valid(await ws.recv_kind("investigation_progress")) == progress
+    await ws.send({"type": "unsubscribe", "data": {"investigation_id": "INV-2025-001"}})
+    assert cidadao_valid(await ws.recv_kind("unsubscribed"))["status"] == "unsubscribed"
+    await server.app[SIO_KEY].emit("investigation_progress", progress, room="investigation:INV-2025-001",
+                                   namespace="/chat")
+    await ws.send({"type": "ping", "data": {}})
+    assert (await ws.recv())["type"] == "pong"  # nothing from the room came first
+
+
+async def test_typing_reaches_the_other_clients_debounced(raw: Any, sio: Any) -> None:
+    """typing from a raw client reaches a Socket.IO client of the session, not the sender; repeats
+    within the debounce interval are dropped, a change of state is not."""
+    ws = await raw("/api/v1/ws/chat/s3")
+    await ws.recv_kind("connection")
+    io = await sio("/chat", auth={"session_id": "s3"})
+    await io.recv_kind("connection")
+    await ws.send({"type": "typing", "data": {"agent": "processing"}})
+    data = await io.recv_kind("typing")
+    assert data == {"agent": "processing", "session_id": "s3", "is_typing": True}
+    cidadao.Typing.model_validate(data)
+    await ws.send({"type": "typing", "data": {"agent": "processing"}})  # within the debounce: dropped
+    await ws.send({"type": "typing", "data": {"is_typing": False}})
+    assert (await io.recv_kind("typing"))["is_typing"] is False
+    await ws.send({"type": "ping", "data": {}})
+    assert (await ws.recv())["type"] == "pong"  # the sender never got its own typing
+
+
+@pytest.mark.parametrize("settings_overrides", [{"heartbeat": 0.3}])
+async def test_investigations_endpoint_heartbeat(raw: Any, settings_overrides: Any) -> None:
+    """The investigations endpoint pushes a `heartbeat` message every HEARTBEAT seconds."""
+    ws = await raw("/api/v1/ws/investigations/INV-1", make_token(scopes=("investigations",)))
+    assert cidadao_valid(await ws.recv_kind("connection"))["investigation_id"] == "INV-1"
+    cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
+    cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
+
+
+async def test_not_yet_served_events_get_a_clear_error(raw: Any, sio: Any) -> None:
+    """Execution and chat events are validated, then answered as not available yet, never dropped."""
+    ws = await raw("/ws", make_token())
+    await ws.send({"event": "EXECUCAO_INICIAR", "data": {"blog_url": "https://exemplo.com", "request_id": "r9"}})
+    data = omni_valid(await ws.recv())
+    assert data["codigo"] == "SYSTEM_ERROR" and "EXECUCAO_INICIAR" in data["mensagem"]
+    assert data["request_id"] == "r9" and data["detalhes"]["motivo"] == "not_available"
+    io = await sio("/chat", auth={"session_id": "s4"})
+    await io.emit("chat", {"message": "Investigar contratos do ministério"})
+    error = await io.recv_kind("error")
+    assert error["code"] == "NOT_AVAILABLE" and "chat" in error["message"]
+
+
+def test_token_command_signs_with_the_configured_key() -> None:
+    """`python -m app token` prints a token the server accepts, with user scopes by default."""
+    env = {**os.environ, "JWT_SECRET": SECRET}
+    out = subprocess.run([sys.executable, "-m", "app", "token", "--sub", "bob"], env=env, check=True,
+                         capture_output=True, text=True, timeout=30).stdout.strip()
+    claims = jwt.decode(out, SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "bob" and set(claims["scope"].split()) == {
+        "executions", "notifications", "monitoring", "chat", "investigations"}
+    scoped = subprocess.run([sys.executable, "-m", "app", "token", "--sub", "ops", "--scope", "publish",
+                             "--ttl", "60"], env=env, check=True, capture_output=True, text=True,
+                            timeout=30).stdout.strip()
+    claims = jwt.decode(scoped, SECRET, algorithms=["HS256"])
+    assert claims["scope"] == "publish" and claims["exp"] - claims["iat"] == 60
