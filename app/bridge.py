@@ -169,7 +169,7 @@ class RawBridge:
     async def _refuse(self, peer: RawPeer, endpoint: Endpoint) -> None:
         """Send the connect refusal as an error envelope, then close with its code."""
         refusal = peer.refusal or {"message": "Connection refused"}
-        info = refusal.get("data") if isinstance(refusal.get("data"), dict) else {}
+        info: dict[str, Any] = refusal["data"] if isinstance(refusal.get("data"), dict) else {}
         handler = self.server.namespace_handlers[endpoint.namespace]
         error = PonteError(info.get("code", "AUTHENTICATION_ERROR"), refusal.get("message", ""),
                            info.get("details"), close=info.get("close", CLOSE_POLICY))

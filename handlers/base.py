@@ -18,7 +18,7 @@ from app.errors import (AUTHENTICATION_ERROR, CLOSE_OVERLOADED, CLOSE_POLICY, NO
                         PonteError)
 from app.settings import Settings
 
-from .errors import ErrorStyle, cidadao_error
+from .errors import cidadao_error
 
 log = logging.getLogger("ponte.handlers")
 
@@ -48,7 +48,6 @@ class PonteNamespace(socketio.AsyncNamespace):
     scopes: ClassVar[Mapping[str, str]] = {}
     auth_required: ClassVar[bool] = True
     params: ClassVar[tuple[str, ...]] = ()  # ids a client gives in its path or handshake
-    error_style: ClassVar[ErrorStyle] = staticmethod(cidadao_error)
 
     def __init__(self, namespace: str, gateway: Gateway) -> None:
         super().__init__(namespace)
@@ -153,8 +152,8 @@ class PonteNamespace(socketio.AsyncNamespace):
     # -- answers ----------------------------------------------------------------------------------
 
     def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
-        """The error event and payload in this namespace's protocol."""
-        return self.error_style(error, request_id)
+        """The error event and payload in this namespace's protocol (Cidadão.AI's by default)."""
+        return cidadao_error(error, request_id)
 
     async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
         event, payload = self.render_error(error, request_id)

@@ -1,11 +1,9 @@
 """How each protocol shows an error: Omni's `ERRO` event and Cidadão.AI's `error` message."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from app.errors import PonteError
-
-ErrorStyle = Callable[[PonteError, "str | None"], tuple[str, dict[str, Any]]]
 
 OMNI_CODES = {"NOT_AVAILABLE": "SYSTEM_ERROR", "SERVER_OVERLOADED": "SYSTEM_ERROR"}
 CIDADAO_CODES = {"RATE_LIMIT_ERROR": "RATE_LIMIT", "SYSTEM_ERROR": "INTERNAL_ERROR",

@@ -1,6 +1,9 @@
 """The Omni Keywords Finder namespace (`/omni`, raw `/ws`): token required, room `user:{sub}`."""
 from __future__ import annotations
 
+from typing import Any
+
+from app.errors import PonteError
 from schemas import omni
 
 from .base import Client, PonteNamespace
@@ -18,7 +21,9 @@ class OmniNamespace(OmniSession, PonteNamespace):
               "NOTIFICACAO_CONFIGURAR": "notifications",
               "MONITORAMENTO_INICIAR": "monitoring", "MONITORAMENTO_PARAR": "monitoring"}
     auth_required = True
-    error_style = staticmethod(omni_error)
+
+    def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        return omni_error(error, request_id)
 
     async def joined(self, sid: str, client: Client) -> None:
         await self.enter_room(sid, f"user:{client.principal.sub}")

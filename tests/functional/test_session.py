@@ -86,7 +86,8 @@ async def test_subscribe_and_unsubscribe(server: Any, raw: Any) -> None:
     ws = await raw("/api/v1/ws/chat/s2", make_token("ana"))
     await ws.recv_kind("connection")
     await ws.send({"type": "subscribe", "data": {"investigation_id": "INV-2025-001"}})
-    assert cidadao_valid(await ws.recv_kind("subscribed")) == {"investigation_id": "INV-2025-001", "status": "subscribed"}
+    confirmation = cidadao_valid(await ws.recv_kind("subscribed"))
+    assert confirmation == {"investigation_id": "INV-2025-001", "status": "subscribed"}
     progress = {"investigation_id": "INV-2025-001", "update_type": "progress", "progress": 45,
                 "status": "analyzing_contracts", "message": "Analisando 1.234 contratos..."}
     await server.app[SIO_KEY].emit("investigation_progress", progress, room="investigation:INV-2025-001",
