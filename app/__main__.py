@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from aiohttp import web
@@ -10,6 +11,8 @@ from . import logs
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
 from .factory import create_app
 from .settings import SettingsError, from_env
+
+log = logging.getLogger("ponte")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.setup(settings.log_level)
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log_class=logs.AccessLogger, print=None)
+                access_log_class=logs.AccessLogger, print=lambda text: log.info(" ".join(text.split())))
     return 0
 
 
