@@ -114,10 +114,20 @@ class FanoutManager(socketio.AsyncManager):
         if sock.queue.qsize() >= self.send_queue_limit:
             # A client that cannot keep up is dropped rather than buffered without bound.
             log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
-            sock.closing = True
-            self.server.start_background_task(sock.close, wait=False, abort=True)
+            self.server.start_background_task(_drop_slow_consumer, sock)
             return
         sock.queue.put_nowait(frame)
+
+
+async def _drop_slow_consumer(sock: Any) -> None:
+    """Discard what a socket has queued, tell it to close, and stop its writer."""
+    if sock.closed or sock.closing:
+        return
+    while not sock.queue.empty():
+        sock.queue.get_nowait()
+        sock.queue.task_done()
+    await sock.close(wait=False, abort=False)
+    sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
 
 
 class PonteServer(socketio.AsyncServer):
