@@ -1,11 +1,13 @@
 """Session-level events of both documents, on raw WebSocket and Socket.IO."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 
@@ -154,3 +156,20 @@ def test_token_command_signs_with_the_configured_key() -> None:
                             timeout=30).stdout.strip()
     claims = jwt.decode(scoped, SECRET, algorithms=["HS256"])
     assert claims["scope"] == "publish" and claims["exp"] - claims["iat"] == 60
+
+
+@pytest.mark.parametrize("settings_overrides", [{"heartbeat": 0.3}])
+async def test_dead_raw_peer_is_dropped(server: Any, raw: Any, settings_overrides: Any) -> None:
+    """A raw client that never answers the server's WebSocket pings is disconnected by the heartbeat."""
+    ws = await raw("/api/v1/ws/chat/dead", autoping=False)
+    pings = 0
+    async with asyncio.timeout(5):
+        while True:
+            msg = await ws.ws.receive()
+            if msg.type is aiohttp.WSMsgType.PING:
+                pings += 1  # seen, never answered
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                break
+    assert pings >= 1
+    fresh = await raw("/api/v1/ws/chat/alive")
+    assert (await fresh.recv_kind("connection"))["data"]["session_id"] == "alive"
