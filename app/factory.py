@@ -58,6 +58,7 @@ def build_sio(settings: Settings) -> PonteServer:
     """The Socket.IO server, with Engine.IO limits taken from the settings."""
     return PonteServer(
         async_mode="aiohttp",
+        namespaces=list(NAMESPACES),  # not "/": it has no handlers and no authentication
         client_manager=FanoutManager(settings.send_queue_limit),
         cors_allowed_origins=origins.socketio_policy(settings.allowed_origins),
         max_http_buffer_size=settings.max_message_bytes,

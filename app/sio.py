@@ -157,7 +157,18 @@ class PonteServer(socketio.AsyncServer):
         """Dispatch one decoded raw message to the namespace's handler."""
         sid = self.manager.sid_from_eio_sid(peer.eio_sid, namespace)
         if sid is not None and self.manager.is_connected(sid, namespace):
+            if event in self.reserved_events:
+                return await self._refuse_reserved(sid, namespace, event, data)
             await self._trigger_event(event, namespace, sid, data)
+
+    async def _refuse_reserved(self, sid: str, namespace: str, event: str, data: Any) -> None:
+        """`connect` and `disconnect` are the server's own lifecycle calls: a client sending one as an
+        event would run the namespace's connect or disconnect handler (uncounting its connection), so
+        it gets the unknown-event answer instead."""
+        handler = self.namespace_handlers.get(namespace)
+        if handler is not None:
+            request_id = data.get("request_id") if isinstance(data, dict) else None
+            await handler.send_error(sid, handler.unknown_event(event), request_id)
 
     async def disconnect_raw(self, peer: RawPeer, reason: str) -> None:
         """Forget a raw peer once its socket has closed."""
@@ -213,6 +224,15 @@ class PonteServer(socketio.AsyncServer):
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.guards.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if isinstance(data, list) and data and data[0] in self.reserved_events:
+            namespace = namespace or "/"
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is not None and self.manager.is_connected(sid, namespace):
+                await self._refuse_reserved(sid, namespace, data[0], data[1] if len(data) > 1 else None)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, bytes):

@@ -48,6 +48,7 @@ class PonteNamespace(socketio.AsyncNamespace):
     scopes: ClassVar[Mapping[str, str]] = {}
     auth_required: ClassVar[bool] = True
     params: ClassVar[tuple[str, ...]] = ()  # ids a client gives in its path or handshake
+    event_field: ClassVar[str] = "event"  # the envelope key that names a message's event
 
     def __init__(self, namespace: str, gateway: Gateway) -> None:
         super().__init__(namespace)
@@ -130,7 +131,7 @@ class PonteNamespace(socketio.AsyncNamespace):
         """Validate the payload for its event, check the scope, then call `on_<event>`."""
         model = self.inbound.get(event)
         if model is None:
-            raise PonteError(VALIDATION_ERROR, f"evento desconhecido: {event[:64]}", {"campo": "event"})
+            raise self.unknown_event(event)
         scope = self.scopes.get(event)
         if scope and not client.principal.allows(scope):
             raise PonteError(PERMISSION_ERROR, f"o escopo '{scope}' é necessário para {event}",
@@ -148,6 +149,10 @@ class PonteNamespace(socketio.AsyncNamespace):
             raise PonteError(NOT_AVAILABLE, f"{event} ainda não está disponível neste servidor",
                              {"evento": event})
         await handler(sid, client, data)
+
+    def unknown_event(self, event: str) -> PonteError:
+        """The answer to an event this namespace does not serve (or one a client may not send)."""
+        return PonteError(VALIDATION_ERROR, f"evento desconhecido: {event[:64]}", {"campo": self.event_field})
 
     # -- answers ----------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
     scopes = {"chat": "chat", "typing": "chat", "subscribe": "investigations",
               "unsubscribe": "investigations"}
     auth_required = False
+    event_field = "type"
     params = ("session_id",)
 
     def __init__(self, namespace: str, gateway: Any) -> None:

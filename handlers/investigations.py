@@ -17,6 +17,7 @@ class InvestigationsNamespace(CidadaoSession, PonteNamespace):
 
     inbound = cidadao.INVESTIGATIONS_INBOUND
     auth_required = False
+    event_field = "type"
     params = ("investigation_id",)
 
     async def authorize(self, sid: str, client: Client) -> None:
