@@ -20,6 +20,7 @@ from .bridge import Endpoint, RawBridge
 from .codecs import cidadao, now_iso, omni
 from .errors import AUTHENTICATION_ERROR, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PonteError
 from .guards import ConnectionGuard
+from .redis_fanout import RedisFanoutManager, connect
 from .settings import Settings
 from .sio import FanoutManager, PonteServer
 
@@ -59,7 +60,7 @@ def build_sio(settings: Settings) -> PonteServer:
     return PonteServer(
         async_mode="aiohttp",
         namespaces=list(NAMESPACES),  # not "/": it has no handlers and no authentication
-        client_manager=FanoutManager(settings.send_queue_limit),
+        client_manager=build_manager(settings),
         cors_allowed_origins=origins.socketio_policy(settings.allowed_origins),
         max_http_buffer_size=settings.max_message_bytes,
         ping_interval=settings.heartbeat,
@@ -69,6 +70,14 @@ def build_sio(settings: Settings) -> PonteServer:
     )
 
 
+def build_manager(settings: Settings) -> FanoutManager:
+    """In memory alone; through Redis when REDIS_URL is set."""
+    if not settings.redis_url:
+        return FanoutManager(settings.send_queue_limit)
+    client = connect(settings.redis_url, settings.redis_tls_verify)
+    return RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "time": now_iso()})
 
@@ -76,12 +85,15 @@ async def healthz(request: web.Request) -> web.Response:
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The sweeper (idle clients, expired tokens) and the investigations heartbeat."""
     sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
+    sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio))]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if isinstance(sio.manager, RedisFanoutManager):
+        await sio.manager.close()
 
 
 async def every(interval: float, job: Any, *args: Any) -> None:
@@ -115,7 +127,7 @@ async def sweep(sio: PonteServer, settings: Settings) -> None:
 
 async def heartbeat(sio: PonteServer) -> None:
     """The investigations endpoint's `heartbeat` message, as the Cidadão.AI server sends it."""
-    await sio.emit("heartbeat", {"server_time": now_iso()}, namespace="/investigations")
+    await sio.emit("heartbeat", {"server_time": now_iso()}, namespace="/investigations", ignore_queue=True)
 
 
 async def close_clients(app: web.Application) -> None:

@@ -43,7 +43,9 @@ class Settings(BaseModel):
     rate_limit_close_after: int = Field(50, ge=1)
     typing_debounce: float = Field(2.0, ge=0)
     send_queue_limit: int = Field(1024, ge=16)
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|redis\+sentinel|unix)://")
+    redis_tls_verify: bool = True
+    redis_channel: str = "socketio"
     log_level: str = "INFO"
 
     @model_validator(mode="after")

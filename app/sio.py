@@ -142,11 +142,16 @@ class PonteServer(socketio.AsyncServer):
 
     # -- raw peers enter, speak and leave the way Engine.IO sockets do -------------------------
 
-    async def connect_raw(self, peer: RawPeer, namespace: str, auth: dict[str, Any]) -> str | None:
-        """Run the namespace's connect handler for a raw peer; its sid, or None if refused."""
+    def start(self) -> None:
+        """Initialise the client manager now rather than at the first connection, so that a
+        fan-out backend listens and publishes from start-up."""
         if not self.manager_initialized:  # type: ignore[has-type]
             self.manager_initialized = True
             self.manager.initialize()
+
+    async def connect_raw(self, peer: RawPeer, namespace: str, auth: dict[str, Any]) -> str | None:
+        """Run the namespace's connect handler for a raw peer; its sid, or None if refused."""
+        self.start()
         self.raw_peers[peer.eio_sid] = peer
         self.environ[peer.eio_sid] = peer.environ
         self.guards[peer.eio_sid] = peer.guard

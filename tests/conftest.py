@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import socket
+import subprocess
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
 import jwt
@@ -120,12 +124,12 @@ async def start_server(aiohttp_server: Any) -> Callable[..., Awaitable[Any]]:
 
 
 @pytest.fixture
-async def raw(server: Any) -> AsyncIterator[Callable[..., Awaitable[RawClient]]]:
-    """Open raw-WebSocket connections to `server`: `await raw(path, token=..., headers=...)`."""
+async def raw_to() -> AsyncIterator[Callable[..., Awaitable[RawClient]]]:
+    """Open raw-WebSocket connections to any server: `await raw_to(server, path, token=...)`."""
     session = aiohttp.ClientSession()
     sockets: list[aiohttp.ClientWebSocketResponse] = []
 
-    async def connect(path: str, token: str | None = None, **kwargs: Any) -> RawClient:
+    async def connect(server: Any, path: str, token: str | None = None, **kwargs: Any) -> RawClient:
         url = server.make_url(path)
         if token is not None:
             url = url.update_query(token=token)
@@ -140,13 +144,22 @@ async def raw(server: Any) -> AsyncIterator[Callable[..., Awaitable[RawClient]]]
 
 
 @pytest.fixture
-async def sio(server: Any) -> AsyncIterator[Callable[..., Awaitable[SioClient]]]:
-    """Open Socket.IO connections to `server`: `await sio(namespace, auth={...})`.
+async def raw(server: Any, raw_to: Any) -> Callable[..., Awaitable[RawClient]]:
+    """Open raw-WebSocket connections to `server`: `await raw(path, token=..., headers=...)`."""
+    async def connect(path: str, token: str | None = None, **kwargs: Any) -> RawClient:
+        return await raw_to(server, path, token, **kwargs)
+    return connect
+
+
+@pytest.fixture
+async def sio_to() -> AsyncIterator[Callable[..., Awaitable[SioClient]]]:
+    """Open Socket.IO connections to any server: `await sio_to(server, namespace, auth={...})`.
 
     A refused connection returns the client with `connect_error` set instead of raising."""
     clients: list[SioClient] = []
 
-    async def connect(namespace: str, auth: dict[str, Any] | None = None, **kwargs: Any) -> SioClient:
+    async def connect(server: Any, namespace: str, auth: dict[str, Any] | None = None,
+                      **kwargs: Any) -> SioClient:
         client = SioClient(namespace)
         clients.append(client)
         try:
@@ -159,3 +172,56 @@ async def sio(server: Any) -> AsyncIterator[Callable[..., Awaitable[SioClient]]]
     yield connect
     for client in clients:
         await client.client.disconnect()
+
+
+@pytest.fixture
+async def sio(server: Any, sio_to: Any) -> Callable[..., Awaitable[SioClient]]:
+    """Open Socket.IO connections to `server`: `await sio(namespace, auth={...})`."""
+    async def connect(namespace: str, auth: dict[str, Any] | None = None, **kwargs: Any) -> SioClient:
+        return await sio_to(server, namespace, auth, **kwargs)
+    return connect
+
+
+class RedisProcess:
+    """A private redis-server on a free port that a test can stop and start again."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # ends if the process dies
+            if b"Ready to accept connections" in line:
+                return
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    """A real redis-server started for this test; under CI a missing redis-server is a failure."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required under CI (.ci/run installs it)")
+        pytest.skip("redis-server is not installed: install it (apt-get install redis-server) to run Redis tests")
+    server = RedisProcess(free_port())
+    server.start()
+    yield server
+    server.stop()

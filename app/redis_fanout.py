@@ -1,0 +1,212 @@
+"""Fan-out across instances through Redis pub/sub, in python-socketio's own message format, so a
+worker using python-socketio's write-only `AsyncRedisManager` emits to our clients too.
+
+Unlike python-socketio's `AsyncRedisManager`, only what must cross instances crosses Redis: a reply
+to a client of this instance is delivered locally and never published, publishing is batched
+through one bounded outbox (emits never wait for Redis), and a lost Redis is retried with a short,
+bounded back-off while local delivery carries on. Every message that could not be published is
+counted and logged.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
+from socketio.redis_manager import parse_redis_sentinel_url
+
+from .sio import FanoutManager
+
+log = logging.getLogger("ponte.redis")
+BATCH = 256
+RETRY_MAX = 1.0  # seconds between reconnection attempts, at most: fan-out resumes well within 5 s
+
+
+class PubSubMessage(BaseModel):
+    """A python-socketio pub/sub message, as any python-socketio manager publishes it."""
+
+    method: str
+    host_id: str | None = None
+    event: str | None = None
+    data: Any = None
+    namespace: str | None = None
+    room: Any = None
+    skip_sid: Any = None
+    sid: str | None = None
+    binary: bool = False
+
+
+def connect(url: str, tls_verify: bool = True, max_connections: int = 16) -> aioredis.Redis:
+    """A redis-py asyncio client for redis://, rediss:// or redis+sentinel:// URLs."""
+    options: dict[str, Any] = {"max_connections": max_connections, "health_check_interval": 5,
+                               "socket_connect_timeout": 2, "socket_keepalive": True}
+    scheme = urlparse(url).scheme
+    if scheme == "rediss" and not tls_verify:
+        options["ssl_cert_reqs"] = ssl.CERT_NONE  # managed Redis with a self-signed certificate
+    if scheme == "redis+sentinel":
+        sentinels, service, kwargs = parse_redis_sentinel_url(url)
+        sentinel = aioredis.Sentinel(sentinels, socket_connect_timeout=2, **kwargs)
+        return sentinel.master_for(service or "mymaster", max_connections=max_connections)
+    return aioredis.Redis.from_url(url, **options)
+
+
+class RedisFanoutManager(FanoutManager):
+    """FanoutManager plus a Redis channel shared by every instance."""
+
+    def __init__(self, client: aioredis.Redis, channel: str = "socketio", send_queue_limit: int = 1024,
+                 outbox_limit: int = 10000) -> None:
+        super().__init__(send_queue_limit)
+        self.redis = client
+        self.channel = channel
+        self.host_id = uuid.uuid4().hex
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(outbox_limit)
+        self.subscribed = False
+        self.published = 0
+        self.publish_failures = 0  # messages that could not be published
+        self.reconnects = 0
+        self.on_lost: Callable[[int, str], None] = lambda count, why: None
+        self._last_warning = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: dict[str, Callable[[PubSubMessage], Awaitable[None]]] = {
+            "emit": self._remote_emit, "disconnect": self._remote_disconnect,
+            "enter_room": self._remote_room, "leave_room": self._remote_room,
+            "close_room": self._remote_close_room}
+
+    def initialize(self) -> None:
+        super().initialize()
+        self._tasks = [asyncio.get_running_loop().create_task(job()) for job in (self._listen, self._publish_loop)]
+
+    async def close(self, flush_timeout: float = 2.0) -> None:
+        """Publish what is queued (for a bounded time), then stop and disconnect."""
+        deadline = time.monotonic() + flush_timeout
+        while not self.outbox.empty() and self.subscribed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.redis.aclose()
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                   callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
+        if kwargs.get("ignore_queue") or callback is not None or self._is_local_sid(namespace, room):
+            return
+        args = list(data) if isinstance(data, tuple) else [data]
+        self.publish({"method": "emit", "event": event, "data": args, "binary": False, "namespace": namespace,
+                      "room": room, "skip_sid": skip_sid, "callback": None, "host_id": self.host_id})
+
+    def _is_local_sid(self, namespace: str, room: Any) -> bool:
+        return isinstance(room, str) and self.is_connected(room, namespace)
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Queue a message for the other instances; a full outbox counts as a loss."""
+        try:
+            self.outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+        except asyncio.QueueFull:
+            self._lost(1, "outbox full")
+
+    async def _publish_loop(self) -> None:
+        while True:
+            batch = [await self.outbox.get()]
+            while len(batch) < BATCH and not self.outbox.empty():
+                batch.append(self.outbox.get_nowait())
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for text in batch:
+                        pipe.publish(self.channel, text)
+                    await pipe.execute()
+                self.published += len(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis down: count, log, carry on
+                self._lost(len(batch), f"{type(exc).__name__}: {exc}")
+
+    def _lost(self, count: int, why: str) -> None:
+        self.publish_failures += count
+        self.on_lost(count, why)
+        now = time.monotonic()
+        if now - self._last_warning > 5:  # one line per outage burst, the count is exact
+            self._last_warning = now
+            log.warning("could not publish to Redis (%s); %d messages lost so far", why, self.publish_failures)
+
+    # -- listening --------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._set_subscribed(True)
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
+                if self.subscribed or delay == 0.1:
+                    log.warning("Redis unavailable (%s: %s); retrying", type(exc).__name__, exc)
+                self._set_subscribed(False)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _set_subscribed(self, value: bool) -> None:
+        if value and not self.subscribed:
+            self.reconnects += 1
+            log.info("subscribed to Redis channel %r", self.channel)
+        self.subscribed = value
+
+    async def _receive(self, raw: bytes | str) -> None:
+        try:
+            message = PubSubMessage.model_validate_json(raw)
+        except ValidationError:
+            log.warning("ignored a malformed pub/sub message")
+            return
+        handler = self._handlers.get(message.method)
+        if handler is None or message.host_id == self.host_id:
+            return
+        try:
+            await handler(message)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+            log.exception("pub/sub %s failed", message.method)
+
+    async def _remote_emit(self, message: PubSubMessage) -> None:
+        if message.binary or message.event is None:
+            return  # binary payloads are refused on every transport
+        data = message.data if isinstance(message.data, list) else [message.data]
+        payload = data[0] if len(data) == 1 else tuple(data)
+        await FanoutManager.emit(self, message.event, payload, message.namespace or "/", room=message.room,
+                                 skip_sid=message.skip_sid)
+
+    async def _remote_disconnect(self, message: PubSubMessage) -> None:
+        namespace = message.namespace or "/"
+        if message.sid and self.is_connected(message.sid, namespace):
+            await self.server.disconnect(message.sid, namespace=namespace, ignore_queue=True)
+
+    async def _remote_room(self, message: PubSubMessage) -> None:
+        namespace = message.namespace or "/"
+        if message.sid and self.is_connected(message.sid, namespace):
+            if message.method == "enter_room":
+                self.basic_enter_room(message.sid, namespace, message.room)
+            else:
+                self.basic_leave_room(message.sid, namespace, message.room)
+
+    async def _remote_close_room(self, message: PubSubMessage) -> None:
+        self.basic_close_room(message.room, message.namespace or "/")
