@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,16 +21,15 @@ from .errors import CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
 from .settings import Settings
 from .sio import PonteServer, rate_error
+from .writer import SocketWriter
 
 log = logging.getLogger("ponte.bridge")
-FRAME_OVERHEAD = 14  # the largest WebSocket frame header a server writes
 
 
 class RawPeer:
     """One raw-WebSocket connection, as the Socket.IO server sees it."""
 
-    __slots__ = ("eio_sid", "ws", "codec", "form", "environ", "guard", "refusal",
-                 "_transport", "_limit", "_backlog", "_drainer", "_closing")
+    __slots__ = ("eio_sid", "ws", "codec", "form", "environ", "guard", "refusal", "writer", "send", "_closing")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, codec: Codec,
                  guard: ConnectionGuard, queue_limit: int) -> None:
@@ -39,47 +37,15 @@ class RawPeer:
         self.ws = ws
         self.codec = codec
         self.form = codec.default_form
-        self.environ: dict[str, Any] = {"aiohttp.request": request, "ponte.transport": "websocket"}
+        self.environ: dict[str, Any] = {"aiohttp.request": request}
         self.guard = guard
         self.refusal: dict[str, Any] | None = None
-        self._transport = request.transport
-        self._limit = queue_limit
-        self._backlog: deque[str] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self.writer = SocketWriter(ws, request.transport, queue_limit, self._overflow)
+        self.send = self.writer.send  # the fan-out calls this once per delivery: no extra layer
         self._closing = False
 
-    async def send(self, text: str) -> None:
-        """Write now when the socket has room, else queue (bounded) behind what is waiting."""
-        if self._closing:
-            return
-        if not self._backlog and self._has_room(len(text)):
-            try:
-                await self.ws.send_str(text)  # does not wait: the write cannot pause the transport
-            except Exception:  # noqa: BLE001 - a dead socket must not stop a fan-out to the others
-                self._closing = True
-            return
-        if len(self._backlog) >= self._limit:
-            log.warning("send queue full for %s: closing a slow consumer", self.eio_sid)
-            self.close_soon(CLOSE_POLICY, "send queue overflow: client too slow")
-            return
-        self._backlog.append(text)
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
-
-    def _has_room(self, size: int) -> bool:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return False
-        return transport.get_write_buffer_size() + size + FRAME_OVERHEAD < transport.get_write_buffer_limits()[1]
-
-    async def _drain(self) -> None:
-        try:
-            while self._backlog and not self._closing:
-                await self.ws.send_str(self._backlog.popleft())
-        except Exception:  # noqa: BLE001 - the socket is gone; its handler cleans up
-            self._closing = True
-        finally:
-            self._drainer = None
+    def _overflow(self) -> None:
+        self.close_soon(CLOSE_POLICY, "send queue overflow: client too slow")
 
     def refused(self, error_args: dict[str, Any]) -> None:
         self.refusal = error_args
@@ -88,6 +54,7 @@ class RawPeer:
         if self._closing:
             return
         self._closing = True
+        self.writer.closed = True
         asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()[:120]))
 
 

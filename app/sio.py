@@ -10,16 +10,20 @@ packet into text on a socket, knows the transport.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Protocol
 
 import socketio
+from aiohttp import web
 from engineio import packet as eio_packet
+from engineio.async_drivers.aiohttp import WebSocket as EngineIOWebSocket
 from socketio import packet
 
 from .codecs import Codec
 from .errors import PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
+from .writer import SocketWriter
 
 log = logging.getLogger("ponte.sio")
 
@@ -92,31 +96,22 @@ class FanoutManager(socketio.AsyncManager):
             return
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        eio_text = frame.encode()
         raw_data = args[0] if len(args) == 1 else args
         texts: dict[str, str] = {}
-        peers = self.server.raw_peers
+        server = self.server
+        peers = server.raw_peers
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
             peer = peers.get(eio_sid)
             if peer is None:
-                self._to_engineio(eio_sid, frame)
+                await server.to_engineio(eio_sid, eio_text, frame)
                 continue
             text = texts.get(peer.form)
             if text is None:
                 text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
             await peer.send(text)
-
-    def _to_engineio(self, eio_sid: str, frame: eio_packet.Packet) -> None:
-        sock = self.server.eio.sockets.get(eio_sid)
-        if sock is None or sock.closed or sock.closing:
-            return
-        if sock.queue.qsize() >= self.send_queue_limit:
-            # A client that cannot keep up is dropped rather than buffered without bound.
-            log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
-            self.server.start_background_task(_drop_slow_consumer, sock)
-            return
-        sock.queue.put_nowait(frame)
 
 
 async def _drop_slow_consumer(sock: Any) -> None:
@@ -130,6 +125,28 @@ async def _drop_slow_consumer(sock: Any) -> None:
     sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
 
 
+class DirectWebSocket(EngineIOWebSocket):
+    """python-engineio's aiohttp WebSocket adapter, lending its socket to Ponte: Socket.IO packets
+    are then written straight to the WebSocket (as raw peers' are) instead of through Engine.IO's
+    per-socket queue and writer task, which cost a task wake-up and a timeout per message."""
+
+    def __init__(self, handler: Any, server: Any, send_limit: int = 1024) -> None:
+        super().__init__(handler, server)
+        self.send_limit = send_limit
+
+    async def __call__(self, environ: dict[str, Any]) -> Any:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size)
+        await self._sock.prepare(request)
+        self.environ = environ
+        sock = self.handler.__self__  # the engineio AsyncSocket this handler belongs to
+        sock.ponte_writer = SocketWriter(self._sock, request.transport, self.send_limit,
+                                         lambda: self.server.start_background_task(_drop_slow_consumer, sock))
+        sock.ponte_direct = False
+        await self.handler(self)
+        return self._sock
+
+
 class PonteServer(socketio.AsyncServer):
     """An AsyncServer whose rooms also hold raw-WebSocket peers."""
 
@@ -139,6 +156,26 @@ class PonteServer(socketio.AsyncServer):
         self.guards: dict[str, ConnectionGuard] = {}
         self._guard_factory = guard_factory
         self._max_sockets = max_sockets
+        self._send_limit = self.manager.send_queue_limit
+        self.eio._async = {**self.eio._async,
+                           "websocket": functools.partial(DirectWebSocket, send_limit=self._send_limit)}
+
+    async def to_engineio(self, eio_sid: str, text: str, frame: eio_packet.Packet) -> None:
+        """Deliver an encoded Engine.IO message: straight to the WebSocket once the socket is
+        upgraded and its queue is flushed (the switch keeps order), else through Engine.IO's queue."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        writer = getattr(sock, "ponte_writer", None)
+        if writer is not None and (sock.ponte_direct or (sock.upgraded and sock.queue.empty() and writer.has_room())):
+            sock.ponte_direct = True
+            await writer.send(text)
+        elif sock.queue.qsize() >= self._send_limit:
+            # A client that cannot keep up is dropped rather than buffered without bound.
+            log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
+            self.start_background_task(_drop_slow_consumer, sock)
+        else:
+            sock.queue.put_nowait(frame)
 
     # -- raw peers enter, speak and leave the way Engine.IO sockets do -------------------------
 
@@ -186,7 +223,11 @@ class PonteServer(socketio.AsyncServer):
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         peer = self.raw_peers.get(eio_sid)
         if peer is None:
-            return await super()._send_packet(eio_sid, pkt)
+            encoded = pkt.encode()
+            if isinstance(encoded, list):  # binary attachments: Engine.IO's own path
+                return await super()._send_packet(eio_sid, pkt)
+            frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            return await self.to_engineio(eio_sid, frame.encode(), frame)
         if pkt.packet_type == packet.EVENT:
             event, *args = pkt.data
             await peer.send(peer.codec.encode(event, args[0] if len(args) == 1 else args, peer.form))
@@ -198,6 +239,8 @@ class PonteServer(socketio.AsyncServer):
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         if eio_sid not in self.raw_peers:
+            if eio_pkt.packet_type == eio_packet.MESSAGE and isinstance(eio_pkt.data, str):
+                return await self.to_engineio(eio_sid, eio_pkt.encode(), eio_pkt)
             return await super()._send_eio_packet(eio_sid, eio_pkt)
         await self._send_packet(eio_sid, self.packet_class(encoded_packet=eio_pkt.data))
 

@@ -1,0 +1,71 @@
+"""Writing text frames to one aiohttp WebSocket without a task per message, bounded."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("ponte.writer")
+FRAME_OVERHEAD = 14  # the largest WebSocket frame header a server writes
+
+
+class SocketWriter:
+    """Writes at once while the transport has room (aiohttp's send then never waits), else queues
+    behind what is waiting, up to `limit` messages; past that, `on_overflow` is called once."""
+
+    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
+                 on_overflow: Callable[[], None]) -> None:
+        self.ws = ws
+        self._transport = transport
+        self._limit = limit
+        self._backlog: deque[str] | None = None  # created on first congestion: idle sockets stay small
+        self._drainer: asyncio.Task[None] | None = None
+        self.closed = False
+        self._on_overflow = on_overflow
+
+    async def send(self, text: str) -> None:
+        """Send one text frame, in order with everything sent before."""
+        if self.closed:
+            return
+        if not self._backlog and self._has_room(len(text)):
+            try:
+                await self.ws.send_str(text)
+            except Exception:  # noqa: BLE001 - a dead socket must not stop a fan-out to the others
+                self.closed = True
+            return
+        if self._backlog is None:
+            self._backlog = deque()
+        if len(self._backlog) >= self._limit:
+            log.warning("send queue full: closing a slow consumer")
+            self.closed = True
+            self._backlog.clear()
+            self._on_overflow()
+            return
+        self._backlog.append(text)
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def has_room(self) -> bool:
+        """True when nothing waits and a small frame would not pause the transport."""
+        return not self._backlog and self._has_room(0)
+
+    def _has_room(self, size: int) -> bool:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        return transport.get_write_buffer_size() + size + FRAME_OVERHEAD < transport.get_write_buffer_limits()[1]
+
+    async def _drain(self) -> None:
+        backlog = self._backlog
+        try:
+            while backlog and not self.closed:
+                await self.ws.send_str(backlog.popleft())
+        except Exception:  # noqa: BLE001 - the socket is gone; its handler cleans up
+            self.closed = True
+        finally:
+            self._drainer = None
