@@ -71,6 +71,8 @@ class PonteNamespace(socketio.AsyncNamespace):
                 "Servidor sobrecarregado", {"code": SERVER_OVERLOADED, "close": CLOSE_OVERLOADED, "details": {}})
         self.gateway.connections += 1
         self.clients[sid] = client
+        if not client.principal.anonymous:
+            await self.enter_room(sid, f"user:{client.principal.sub}")  # what backends publish to
         await self.joined(sid, client)
         self.spawn(self.welcome(sid, client))  # after python-socketio has confirmed the connect
 

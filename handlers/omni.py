@@ -6,7 +6,7 @@ from typing import Any
 from app.errors import PonteError
 from schemas import omni
 
-from .base import Client, PonteNamespace
+from .base import PonteNamespace
 from .errors import omni_error
 from .session import OmniSession
 
@@ -24,6 +24,3 @@ class OmniNamespace(OmniSession, PonteNamespace):
 
     def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
         return omni_error(error, request_id)
-
-    async def joined(self, sid: str, client: Client) -> None:
-        await self.enter_room(sid, f"user:{client.principal.sub}")
