@@ -41,6 +41,7 @@ class PubSubMessage(BaseModel):
     skip_sid: Any = None
     sid: str | None = None
     binary: bool = False
+    payload: dict[str, Any] | None = None  # Ponte's own control messages (`share`)
 
 
 def connect(url: str, tls_verify: bool = True, max_connections: int = 16) -> aioredis.Redis:
@@ -103,6 +104,11 @@ class RedisFanoutManager(FanoutManager):
         args = list(data) if isinstance(data, tuple) else [data]
         self.publish({"method": "emit", "event": event, "data": args, "binary": False, "namespace": namespace,
                       "room": room, "skip_sid": skip_sid, "callback": None, "host_id": self.host_id})
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        """Apply a change here at once and tell the other instances through Redis."""
+        await self.controls[name](payload)
+        self.publish({"method": f"ponte:{name}", "payload": payload, "host_id": self.host_id})
 
     def _is_local_sid(self, namespace: str, room: Any) -> bool:
         return isinstance(room, str) and self.is_connected(room, namespace)
@@ -179,13 +185,22 @@ class RedisFanoutManager(FanoutManager):
         except ValidationError:
             log.warning("ignored a malformed pub/sub message")
             return
+        if message.host_id == self.host_id:
+            return
         handler = self._handlers.get(message.method)
-        if handler is None or message.host_id == self.host_id:
+        if handler is None and message.method.startswith("ponte:"):
+            handler = self._remote_control
+        if handler is None:
             return
         try:
             await handler(message)
         except Exception:  # noqa: BLE001 - one bad message must not stop the listener
             log.exception("pub/sub %s failed", message.method)
+
+    async def _remote_control(self, message: PubSubMessage) -> None:
+        control = self.controls.get(message.method.removeprefix("ponte:"))
+        if control is not None and message.payload is not None:
+            await control(message.payload)
 
     async def _remote_emit(self, message: PubSubMessage) -> None:
         if message.binary or message.event is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import socketio
 from aiohttp import web
@@ -53,6 +53,15 @@ class FanoutManager(socketio.AsyncManager):
         super().__init__()
         self.send_queue_limit = send_queue_limit
         self._rooms_of: dict[str, set[Any]] = {}
+        # (namespace, event) → keep(sid, data): per-recipient filters, e.g. notification preferences
+        self.filters: dict[tuple[str, str], Callable[[str, Any], bool]] = {}
+        # name → handler(payload): control messages shared by every instance (see `share`)
+        self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self.metrics: Any = None
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        """Tell every instance (here: only this one) about a change, through `controls[name]`."""
+        await self.controls[name](payload)
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -101,9 +110,12 @@ class FanoutManager(socketio.AsyncManager):
         texts: dict[str, str] = {}
         server = self.server
         peers = server.raw_peers
+        keep = self.filters.get((namespace, event))
+        delivered = 0
         for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
+            if sid in skip or (keep is not None and not keep(sid, raw_data)):
                 continue
+            delivered += 1
             peer = peers.get(eio_sid)
             if peer is None:
                 await server.to_engineio(eio_sid, eio_text, frame)
@@ -112,6 +124,8 @@ class FanoutManager(socketio.AsyncManager):
             if text is None:
                 text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
             await peer.send(text)
+        if self.metrics is not None and delivered:
+            self.metrics.delivered(namespace, event, delivered)
 
 
 async def _drop_slow_consumer(sock: Any) -> None:
