@@ -30,6 +30,9 @@ class Gateway:
     settings: Settings
     verifier: TokenVerifier
     connections: int = 0
+    metrics: Any = None  # app.metrics.Metrics
+    audit: Any = None  # app.audit.AuditLog
+    prefs: Any = None  # app.prefs.PreferenceStore: notification preferences
 
 
 @dataclass
