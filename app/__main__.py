@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ponte: {exc.message}", file=sys.stderr)
             return 2
         return 0
-    logs.setup(settings.log_level)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+    logs.setup(settings.log_level, settings.audit_log)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=5,
                 access_log_class=logs.AccessLogger, print=lambda text: log.info(" ".join(text.split())))
     return 0
 

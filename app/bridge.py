@@ -37,7 +37,7 @@ class RawPeer:
         self.ws = ws
         self.codec = codec
         self.form = codec.default_form
-        self.environ: dict[str, Any] = {"aiohttp.request": request}
+        self.environ: dict[str, Any] = {"aiohttp.request": request, "ponte.raw": True}
         self.guard = guard
         self.refusal: dict[str, Any] | None = None
         self.writer = SocketWriter(ws, request.transport, queue_limit, self._overflow)
@@ -116,19 +116,19 @@ class RawBridge:
                 await self._on_text(peer, namespace, sid, msg.data)
             elif msg.type is WSMsgType.BINARY:
                 await self.server.refuse(sid, namespace, PonteError(
-                    VALIDATION_ERROR, "binary frames are not supported: send JSON text"))
+                    VALIDATION_ERROR, "binary frames are not supported: send JSON text"), "(binary)")
         return "transport close" if ws.close_code != CLOSE_NORMAL else "client disconnect"
 
     async def _on_text(self, peer: RawPeer, namespace: str, sid: str, text: str) -> None:
         verdict = peer.guard.admit()
         if verdict != ADMIT:
-            await self.server.refuse(sid, namespace, rate_error(peer.guard, verdict == ABUSE))
+            await self.server.refuse(sid, namespace, rate_error(peer.guard, verdict == ABUSE), "(rate_limited)")
             return
         try:
             inbound = peer.codec.decode(text)
         except DecodeError as exc:
             await self.server.refuse(sid, namespace, PonteError(
-                VALIDATION_ERROR, exc.message, {"campo": exc.field} if exc.field else {}))
+                VALIDATION_ERROR, exc.message, {"campo": exc.field} if exc.field else {}), "(invalid)")
             return
         peer.form = inbound.form  # answer in the form the client used last
         await self.server.receive_raw(peer, namespace, inbound.event, inbound.data)

@@ -14,21 +14,26 @@ from handlers.chat import ChatNamespace
 from handlers.investigations import InvestigationsNamespace
 from handlers.omni import OmniNamespace
 
-from . import origins
+from schemas import cidadao as schemas_cidadao
+from schemas import omni as schemas_omni
+
+from . import ops, origins
+from .audit import AuditLog
 from .auth import TokenVerifier
 from .bridge import Endpoint, RawBridge
 from .codecs import cidadao, now_iso, omni
-from .errors import AUTHENTICATION_ERROR, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PonteError
+from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
+from .metrics import Metrics
+from .keys import DRAINING_KEY, SETTINGS_KEY, SIO_KEY
 from .redis_fanout import RedisFanoutManager, connect
 from .settings import Settings
 from .sio import FanoutManager, PonteServer
 
 log = logging.getLogger("ponte")
 
-SIO_KEY = web.AppKey("sio", PonteServer)
-SETTINGS_KEY = web.AppKey("settings", Settings)
 NAMESPACES = {"/omni": OmniNamespace, "/chat": ChatNamespace, "/investigations": InvestigationsNamespace}
+DRAIN_SECONDS = 10.0  # per drain step; Heroku kills a dyno 30 s after SIGTERM
 ENDPOINTS = [
     Endpoint("/ws", "/omni", omni, lambda request: {}),
     Endpoint("/api/v1/ws/chat/{session_id}", "/chat", cidadao,
@@ -45,11 +50,15 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_sio(settings)
     app[SIO_KEY] = sio
     sio.attach(app)
-    gateway = Gateway(settings, TokenVerifier(settings))
+    metrics = Metrics(known_events())
+    sio.manager.metrics = metrics
+    if isinstance(sio.manager, RedisFanoutManager):
+        sio.manager.on_lost = lambda count, why: metrics.publish_failures.inc(count)
+    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog())
     for path, namespace_class in NAMESPACES.items():
         sio.register_namespace(namespace_class(path, gateway))
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
-    app.router.add_get("/healthz", healthz)
+    ops.add_routes(app, sio, metrics)
     app.cleanup_ctx.append(background_tasks)
     app.on_shutdown.append(close_clients)
     return app
@@ -78,8 +87,10 @@ def build_manager(settings: Settings) -> FanoutManager:
     return RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "time": now_iso()})
+def known_events() -> set[str]:
+    """Every event name of both documents: the only values metrics use as labels."""
+    return {*schemas_omni.INBOUND, *schemas_omni.OUTBOUND, *schemas_cidadao.CHAT_INBOUND,
+            *schemas_cidadao.INVESTIGATIONS_INBOUND, *schemas_cidadao.OUTBOUND}
 
 
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
@@ -131,9 +142,18 @@ async def heartbeat(sio: PonteServer) -> None:
 
 
 async def close_clients(app: web.Application) -> None:
-    """On shutdown, tell every client to reconnect elsewhere."""
+    """On shutdown (SIGTERM), with the listener already closed: mark the instance as draining,
+    tell every client to reconnect (raw: close 1012; Socket.IO: the transport closes, which its
+    clients answer by reconnecting), and let in-flight handlers finish for a bounded time."""
     sio = app[SIO_KEY]
+    app[DRAINING_KEY].append(time.time())
+    log.info("draining: closing %d raw and %d Socket.IO connections", len(sio.raw_peers), len(sio.eio.sockets))
     for peer in list(sio.raw_peers.values()):
-        peer.close_soon(CLOSE_GOING_AWAY, "server shutting down")
+        peer.close_soon(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(sio.eio.disconnect(), DRAIN_SECONDS)
+    pending = [task for ns in sio.namespace_handlers.values() for task in getattr(ns, "_tasks", ())]
+    if pending:
+        await asyncio.wait(pending, timeout=DRAIN_SECONDS)
     with contextlib.suppress(Exception):
         await sio.shutdown()

@@ -17,7 +17,13 @@ class AccessLogger(AbstractAccessLogger):
                          response.status, time)
 
 
-def setup(level: str) -> None:
-    """Plain lines on stdout, as a Heroku-style platform collects them."""
+def setup(level: str, audit: bool = True) -> None:
+    """Plain lines on stdout, as a Heroku-style platform collects them; audit lines are bare JSON."""
     logging.basicConfig(stream=sys.stdout, level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    audit_log = logging.getLogger("ponte.audit")
+    audit_log.propagate = False
+    audit_log.setLevel(logging.INFO if audit else logging.WARNING)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_log.addHandler(handler)

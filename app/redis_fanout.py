@@ -127,16 +127,19 @@ class RedisFanoutManager(FanoutManager):
             batch = [await self.outbox.get()]
             while len(batch) < BATCH and not self.outbox.empty():
                 batch.append(self.outbox.get_nowait())
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for text in batch:
-                        pipe.publish(self.channel, text)
-                    await pipe.execute()
-                self.published += len(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis down: count, log, carry on
-                self._lost(len(batch), f"{type(exc).__name__}: {exc}")
+            for attempt in (1, 2):  # a pooled connection may be stale after Redis restarted: retry once
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for text in batch:
+                            pipe.publish(self.channel, text)
+                        await pipe.execute()
+                    self.published += len(batch)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - Redis down: count, log, carry on
+                    if attempt == 2:
+                        self._lost(len(batch), f"{type(exc).__name__}: {exc}")
 
     def _lost(self, count: int, why: str) -> None:
         self.publish_failures += count

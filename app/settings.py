@@ -47,6 +47,7 @@ class Settings(BaseModel):
     redis_tls_verify: bool = True
     redis_channel: str = "socketio"
     log_level: str = "INFO"
+    audit_log: bool = True
 
     @model_validator(mode="after")
     def _check_keys(self) -> "Settings":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any, Awaitable, Callable, Protocol
 
 import socketio
@@ -269,11 +270,14 @@ class PonteServer(socketio.AsyncServer):
         else:
             await self.disconnect(sid, namespace)
 
-    async def refuse(self, sid: str, namespace: str, error: PonteError) -> None:
-        """Answer a client with an error in its protocol's shape, closing if the error says so."""
+    async def refuse(self, sid: str, namespace: str, error: PonteError, observed: str | None = None) -> None:
+        """Answer a client with an error in its protocol's shape, closing if the error says so;
+        `observed` names a message refused before any handler saw it, for metrics and audit."""
         handler = self.namespace_handlers.get(namespace)
         if handler is not None:
             await handler.send_error(sid, error)
+            if observed is not None:
+                handler.observe(sid, observed, None, time.perf_counter(), error)
         if error.close:
             await self.kick(sid, namespace, error.close, error.message)
 
@@ -309,7 +313,7 @@ class PonteServer(socketio.AsyncServer):
         if pkt.packet_type in (packet.BINARY_EVENT, packet.BINARY_ACK):
             if sid is not None:
                 await self.refuse(sid, namespace, PonteError(
-                    "VALIDATION_ERROR", "binary messages are not supported: send JSON"))
+                    "VALIDATION_ERROR", "binary messages are not supported: send JSON"), "(binary)")
             return
         if pkt.packet_type == packet.EVENT and sid is not None and not await self._admit(eio_sid, sid, namespace):
             return
@@ -319,7 +323,7 @@ class PonteServer(socketio.AsyncServer):
         guard = self.guards.get(eio_sid)
         verdict = guard.admit() if guard is not None else ADMIT
         if verdict != ADMIT and guard is not None:
-            await self.refuse(sid, namespace, rate_error(guard, verdict == ABUSE))
+            await self.refuse(sid, namespace, rate_error(guard, verdict == ABUSE), "(rate_limited)")
         return verdict == ADMIT
 
 

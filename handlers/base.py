@@ -41,6 +41,7 @@ class Client:
 
     principal: Principal
     params: dict[str, str] = field(default_factory=dict)
+    transport: str = "socketio"  # for metrics only: handlers never look at it
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +66,7 @@ class PonteNamespace(socketio.AsyncNamespace):
         auth = auth if isinstance(auth, dict) else {}
         try:
             client = self._handshake(environ["aiohttp.request"], auth)
+            client.transport = "raw" if environ.get("ponte.raw") else "socketio"
             await self.authorize(sid, client)
         except PonteError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
@@ -74,6 +76,8 @@ class PonteNamespace(socketio.AsyncNamespace):
                 "Servidor sobrecarregado", {"code": SERVER_OVERLOADED, "close": CLOSE_OVERLOADED, "details": {}})
         self.gateway.connections += 1
         self.clients[sid] = client
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.connected(self.namespace, client.transport, _user(client))
         if not client.principal.anonymous:
             await self.enter_room(sid, f"user:{client.principal.sub}")  # what backends publish to
         await self.joined(sid, client)
@@ -83,6 +87,8 @@ class PonteNamespace(socketio.AsyncNamespace):
         client = self.clients.pop(sid, None)
         if client is not None:
             self.gateway.connections -= 1
+            if self.gateway.metrics is not None:
+                self.gateway.metrics.disconnected(self.namespace, client.transport, _user(client))
             await self.left(sid, client)
 
     def _handshake(self, request: Any, auth: dict[str, Any]) -> Client:
@@ -123,14 +129,30 @@ class PonteNamespace(socketio.AsyncNamespace):
         if client is None:
             return None
         request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        started = time.perf_counter()
+        error: PonteError | None = None
         try:
             await self.dispatch(sid, client, event, payload)
         except PonteError as exc:
-            await self.send_error(sid, exc, request_id)
+            error = exc
         except Exception:  # noqa: BLE001 - the client gets SYSTEM_ERROR, the server goes on
             log.exception("handler for %s failed", event)
-            await self.send_error(sid, PonteError(SYSTEM_ERROR, "Erro interno do servidor"), request_id)
+            error = PonteError(SYSTEM_ERROR, "Erro interno do servidor")
+        if error is not None:
+            await self.send_error(sid, error, request_id)
+        self.observe(sid, event, payload, started, error)
         return None
+
+    def observe(self, sid: str, event: str, payload: Any, started: float, error: PonteError | None) -> None:
+        """Count one client message and write its audit line."""
+        elapsed = time.perf_counter() - started
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.handled_message(self.namespace, event, elapsed, error is not None)
+        if self.gateway.audit is not None:
+            client = self.clients.get(sid)
+            self.gateway.audit.record(event, sid, client.principal.sub if client else None, payload,
+                                      elapsed * 1000, "error" if error else "success",
+                                      error.code if error else None)
 
     async def dispatch(self, sid: str, client: Client, event: str, payload: Any) -> None:
         """Validate the payload for its event, check the scope, then call `on_<event>`."""
@@ -166,6 +188,8 @@ class PonteNamespace(socketio.AsyncNamespace):
         return cidadao_error(error, request_id)
 
     async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.error(error.code)
         event, payload = self.render_error(error, request_id)
         await self.emit(event, payload, to=sid)
 
@@ -180,3 +204,7 @@ class PonteNamespace(socketio.AsyncNamespace):
         now = time.time() if now is None else now
         return [sid for sid, c in self.clients.items()
                 if c.principal.expires_at is not None and c.principal.expires_at <= now]
+
+
+def _user(client: Client) -> str | None:
+    return None if client.principal.anonymous else client.principal.sub

@@ -1,0 +1,13 @@
+"""Typed keys for what the application object holds."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .metrics import Metrics
+from .settings import Settings
+from .sio import PonteServer
+
+SIO_KEY = web.AppKey("sio", PonteServer)
+SETTINGS_KEY = web.AppKey("settings", Settings)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+DRAINING_KEY = web.AppKey("draining", list)  # non-empty once SIGTERM has started the drain

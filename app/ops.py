@@ -1,0 +1,49 @@
+"""What operators call: /healthz (alive), /readyz (ready, Redis state) and /metrics (Prometheus)."""
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .codecs import now_iso
+from .keys import DRAINING_KEY, METRICS_KEY, SIO_KEY
+from .metrics import Metrics
+from .redis_fanout import RedisFanoutManager
+from .sio import PonteServer
+
+
+def add_routes(app: web.Application, sio: PonteServer, metrics: Metrics) -> None:
+    app[METRICS_KEY] = metrics
+    app[DRAINING_KEY] = []
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the event loop answers."""
+    return web.json_response({"status": "ok", "time": now_iso()})
+
+
+def redis_state(sio: PonteServer) -> str:
+    """`absent` without REDIS_URL, else `up` while subscribed and `down` while not."""
+    manager = sio.manager
+    if not isinstance(manager, RedisFanoutManager):
+        return "absent"
+    return "up" if manager.subscribed else "down"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for traffic: 200, or 503 while draining or while a configured Redis is down."""
+    redis = redis_state(request.app[SIO_KEY])
+    draining = bool(request.app[DRAINING_KEY])
+    status = "draining" if draining else "degraded" if redis == "down" else "ready"
+    return web.json_response({"status": status, "redis": redis}, status=200 if status == "ready" else 503)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """The Prometheus text exposition, with the Redis state read at scrape time."""
+    metrics = request.app[METRICS_KEY]
+    state = redis_state(request.app[SIO_KEY])
+    if state != "absent":
+        metrics.redis_up.set(1 if state == "up" else 0)
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
