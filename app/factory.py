@@ -12,12 +12,14 @@ from aiohttp import web
 from handlers.base import Gateway, PonteNamespace
 from handlers.chat import ChatNamespace
 from handlers.investigations import InvestigationsNamespace
+from handlers.monitoring import AlertMonitor
 from handlers.omni import OmniNamespace
 
 from schemas import cidadao as schemas_cidadao
 from schemas import omni as schemas_omni
 
 from . import ops, origins
+from . import publish
 from .audit import AuditLog
 from .auth import TokenVerifier
 from .bridge import Endpoint, RawBridge
@@ -25,6 +27,7 @@ from .codecs import cidadao, now_iso, omni
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
 from .metrics import Metrics
+from .prefs import MemoryPreferenceStore, RedisPreferenceStore
 from .keys import DRAINING_KEY, SETTINGS_KEY, SIO_KEY
 from .redis_fanout import RedisFanoutManager, connect
 from .settings import Settings
@@ -54,10 +57,13 @@ def create_app(settings: Settings) -> web.Application:
     sio.manager.metrics = metrics
     if isinstance(sio.manager, RedisFanoutManager):
         sio.manager.on_lost = lambda count, why: metrics.publish_failures.inc(count)
-    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog())
+    prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
+             else MemoryPreferenceStore())
+    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog(), prefs=prefs)
     for path, namespace_class in NAMESPACES.items():
         sio.register_namespace(namespace_class(path, gateway))
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
+    publish.add_routes(app)
     ops.add_routes(app, sio, metrics)
     app.cleanup_ctx.append(background_tasks)
     app.on_shutdown.append(close_clients)
@@ -98,7 +104,8 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
-             asyncio.create_task(every(settings.heartbeat, heartbeat, sio))]
+             asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
+             asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check))]
     yield
     for task in tasks:
         task.cancel()
@@ -150,8 +157,12 @@ async def close_clients(app: web.Application) -> None:
     log.info("draining: closing %d raw and %d Socket.IO connections", len(sio.raw_peers), len(sio.eio.sockets))
     for peer in list(sio.raw_peers.values()):
         peer.close_soon(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
+    sockets = [writer.ws for sock in sio.eio.sockets.values() if (writer := getattr(sock, "ponte_writer", None))]
     with contextlib.suppress(Exception):
         await asyncio.wait_for(sio.eio.disconnect(), DRAIN_SECONDS)
+    if sockets:  # end the WebSockets themselves too, rather than wait for each client to close them
+        await asyncio.wait([asyncio.create_task(ws.close(code=CLOSE_SERVICE_RESTART, message=b"restarting"))
+                            for ws in sockets], timeout=DRAIN_SECONDS)
     pending = [task for ns in sio.namespace_handlers.values() for task in getattr(ns, "_tasks", ())]
     if pending:
         await asyncio.wait(pending, timeout=DRAIN_SECONDS)

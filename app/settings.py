@@ -48,6 +48,11 @@ class Settings(BaseModel):
     redis_channel: str = "socketio"
     log_level: str = "INFO"
     audit_log: bool = True
+    alert_cpu_percent: float = Field(80.0, ge=0, le=100)  # SISTEMA_ALERTA thresholds (handlers.monitoring)
+    alert_memory_percent: float = Field(90.0, ge=0, le=100)
+    alert_error_rate: float = Field(0.05, ge=0, le=1)  # failed / handled messages per sampling period
+    alert_connections_ratio: float = Field(0.9, gt=0, le=1)  # of max_connections
+    alert_interval: float = Field(5.0, gt=0)  # seconds between alert samples
 
     @model_validator(mode="after")
     def _check_keys(self) -> "Settings":

@@ -8,12 +8,14 @@ from schemas import omni
 
 from .base import PonteNamespace
 from .errors import omni_error
+from .monitoring import MonitoringHandlers
+from .notifications import NotificationHandlers
 from .session import OmniSession
 
 EXECUTION_EVENTS = ("EXECUCAO_INICIAR", "EXECUCAO_PAUSAR", "EXECUCAO_RESUMIR", "EXECUCAO_CANCELAR")
 
 
-class OmniNamespace(OmniSession, PonteNamespace):
+class OmniNamespace(OmniSession, NotificationHandlers, MonitoringHandlers, PonteNamespace):
     """Executions, notifications, monitoring and session events of the Omni document."""
 
     inbound = omni.INBOUND

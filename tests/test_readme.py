@@ -1,32 +1,73 @@
 """The README is true: its commands and Python examples run against a real `python -m app`."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-import socket
+import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+import aiohttp
 import pytest
+
+from conftest import RedisProcess, free_port, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SECRET = "readme-secret-0123456789abcdef-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NO_REDIS = "redis-server is not installed: install it (apt-get install redis-server) to run the Redis examples"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[dict[str, str]]:
-    """`python -m app` running as a user would run it; yields the environment for clients."""
+def redis_url() -> Iterator[str | None]:
+    """A private redis-server for the served app; None outside CI when there is none (its examples skip)."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required under CI (.ci/run installs it)")
+        yield None
+        return
+    redis = RedisProcess(free_port())
+    redis.start()
+    try:
+        yield redis.url
+    finally:
+        redis.stop()
+
+
+def wait_ready(url: str, timeout: float = 10.0) -> None:
+    """Poll /readyz until it answers 200 (with Redis: subscribed, so external emitters are heard)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def app_token(env: dict[str, str], *args: str) -> str:
+    """A token printed by `python -m app token ARGS`."""
+    return subprocess.run([sys.executable, "-m", "app", "token", *args], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def served(redis_url: str | None) -> Iterator[dict[str, str]]:
+    """`python -m app` running as a user would run it, with Redis when there is one; yields the
+    environment for clients (PONTE_URL, TOKEN, PUBLISH_TOKEN and REDIS_URL when there is Redis)."""
     port = free_port()
     env = {**os.environ, "JWT_SECRET": SECRET, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -35,9 +76,10 @@ def served() -> Iterator[dict[str, str]]:
             if "Running on" in line:
                 break
         assert proc.poll() is None, "server exited at start-up"
-        token = subprocess.run([sys.executable, "-m", "app", "token", "--sub", "readme"], cwd=ROOT, env=env,
-                               check=True, capture_output=True, text=True, timeout=30).stdout.strip()
-        yield {**env, "PONTE_URL": f"http://127.0.0.1:{port}", "TOKEN": token}
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        yield {**env, "PONTE_URL": url, "TOKEN": app_token(env, "--sub", "readme"),
+               "PUBLISH_TOKEN": app_token(env, "--sub", "backend", "--scope", "publish")}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -45,6 +87,17 @@ def served() -> Iterator[dict[str, str]]:
 
 def python_examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def publishing_examples() -> list[str]:
+    """The examples that publish a NOTIFICACAO_GERAL to alice (the HTTP API, the Redis emitter)."""
+    return [example for example in python_examples() if "NOTIFICACAO_GERAL" in example]
+
+
+def needs(example: str, served: dict[str, str]) -> None:
+    """Skip an example that uses REDIS_URL when the server runs without Redis."""
+    if "REDIS_URL" in example and "REDIS_URL" not in served:
+        pytest.skip(NO_REDIS)
 
 
 def test_readme_has_the_two_commands_first() -> None:
@@ -59,10 +112,29 @@ def test_readme_has_the_two_commands_first() -> None:
 @pytest.mark.parametrize("index", range(len(python_examples())))
 def test_python_example_runs(served: dict[str, str], index: int) -> None:
     """Each Python example in the README runs to completion against the server."""
+    needs(python_examples()[index], served)
     result = subprocess.run([sys.executable, "-c", python_examples()[index]], env=served, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+@pytest.mark.parametrize("index", range(len(publishing_examples())))
+async def test_publishing_example_delivers(served: dict[str, str], index: int) -> None:
+    """Each publishing example's notification reaches a raw client of alice's connected to the server."""
+    example = publishing_examples()[index]
+    needs(example, served)
+    headers = {"Authorization": f"Bearer {make_token('alice', key=SECRET)}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{served['PONTE_URL']}/ws", headers=headers) as ws:
+            await ws.send_json({"event": "SESSAO_PING", "data": {"request_id": "ready"}})
+            assert (await ws.receive_json(timeout=10))["event"] == "SESSAO_PONG"
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", example, env=served,
+                                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            message = await ws.receive_json(timeout=10)
+            assert message["event"] == "NOTIFICACAO_GERAL" and message["data"]["tipo"], message
 
 
 def test_token_commands_run(served: dict[str, str]) -> None:

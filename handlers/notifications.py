@@ -1,0 +1,153 @@
+"""Notification preferences on /omni: `NOTIFICACAO_CONFIGURAR` stores the types a user wants, and
+per-recipient fan-out filters keep `NOTIFICACAO_GERAL`, `EXECUCAO_CONCLUIDA` and `EXECUCAO_ERRO`
+away from every connection of a user who turned their type off, on every instance.
+
+Preferences live in `gateway.prefs` (Redis when configured). Each instance caches those of the
+users connected to it, loaded when a user's first connection joins and dropped when the last one
+leaves, so that the filters, which run for every recipient of an emit, are plain dict lookups. A
+change is applied on every instance through the manager's shared `prefs` control message.
+
+The connection is already in `user:{sub}` while the store is read (a raw client is in its rooms as
+soon as the WebSocket opens, and emits to it must not wait on Redis): a notification emitted in that
+window, one store round trip, is admitted as for a user who never configured anything.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from app.errors import SYSTEM_ERROR, PonteError
+from app.prefs import MemoryPreferenceStore, PreferenceStoreError
+from schemas.omni import NotificacaoConfigurar
+
+from .base import Client, Gateway, PonteNamespace
+
+log = logging.getLogger("ponte.handlers.notifications")
+
+CONTROL = "prefs"  # the manager's control message that carries a user's new preferences
+# Execution events a user can turn off, with the notification type each one needs.
+EVENT_TYPES = {"EXECUCAO_CONCLUIDA": "execucao_concluida", "EXECUCAO_ERRO": "erro"}
+
+
+class NotificationHandlers(PonteNamespace):
+    """`NOTIFICACAO_CONFIGURAR` → `NOTIFICACAO_CONFIGURADA`, and the filters that honour it."""
+
+    def __init__(self, namespace: str, gateway: Gateway) -> None:
+        super().__init__(namespace, gateway)
+        if gateway.prefs is None:
+            gateway.prefs = MemoryPreferenceStore()
+        self.preferences: dict[str, frozenset[str] | None] = {}  # sub → types; connected users only
+        self._users: dict[str, int] = {}  # sub → connections to this namespace here
+        self._claims: dict[str, str] = {}  # sid → sub, for the connections counted in `_users`
+        self._loading: dict[str, asyncio.Event] = {}  # sub → set once their preferences are cached
+        self._hooked: Any = None  # the manager our filters and control handler are registered with
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def on_NOTIFICACAO_CONFIGURAR(self, sid: str, client: Client, data: NotificacaoConfigurar) -> None:
+        sub = client.principal.sub
+        tipos = list(dict.fromkeys(data.tipos))  # duplicates dropped, the client's order kept
+        try:
+            await self.gateway.prefs.set(sub, tipos)
+        except PreferenceStoreError as exc:
+            log.warning("NOTIFICACAO_CONFIGURAR from %s not stored: %s", sub, exc)
+            raise PonteError(SYSTEM_ERROR, "Não foi possível salvar as preferências de notificação",
+                             {"motivo": "preferences_unavailable"}) from None
+        self._hook()
+        await self.server.manager.share(CONTROL, {"sub": sub, "tipos": tipos})
+        answer: dict[str, Any] = {"tipos": tipos, "canal": data.canal}
+        if data.request_id is not None:
+            answer["request_id"] = data.request_id
+        await self.emit("NOTIFICACAO_CONFIGURADA", answer, to=sid)
+
+    # -- the cache of connected users' preferences -------------------------------------------------
+
+    async def joined(self, sid: str, client: Client) -> None:
+        await super().joined(sid, client)
+        self._hook()
+        if client.principal.anonymous:
+            return
+        sub = client.principal.sub
+        count = self._users.get(sub, 0)
+        self._users[sub] = count + 1
+        self._claims[sid] = sub
+        loading = self._loading.get(sub)
+        if loading is not None:  # another connection of this user is loading them: wait for it
+            await loading.wait()
+        elif count == 0:
+            await self._load(sub)
+
+    async def left(self, sid: str, client: Client) -> None:
+        self._release(sid)
+        await super().left(sid, client)
+
+    def _release(self, sid: str) -> None:
+        """Uncount a connection; forget its user's preferences with their last connection here."""
+        sub = self._claims.pop(sid, None)
+        if sub is None:
+            return
+        count = self._users.get(sub, 0) - 1
+        if count > 0:
+            self._users[sub] = count
+        else:
+            self._users.pop(sub, None)
+            self.preferences.pop(sub, None)
+
+    async def _load(self, sub: str) -> None:
+        """Cache a user's stored preferences, unless a shared change arrived meanwhile."""
+        loading = self._loading[sub] = asyncio.Event()
+        try:
+            tipos = await self.gateway.prefs.get(sub)
+        except Exception:  # noqa: BLE001 - a store failure must not refuse the connection
+            log.exception("could not load the notification preferences of %s", sub)
+            tipos = None
+        finally:
+            loading.set()
+            if self._loading.get(sub) is loading:
+                del self._loading[sub]
+        if sub in self._users and sub not in self.preferences:
+            self.preferences[sub] = tipos
+
+    async def _on_shared(self, payload: dict[str, Any]) -> None:
+        """The `prefs` control message, from this instance or another one."""
+        sub, tipos = payload.get("sub"), payload.get("tipos")
+        if not isinstance(sub, str) or not isinstance(tipos, list) or not all(isinstance(t, str) for t in tipos):
+            log.warning("ignored a malformed %r control message", CONTROL)
+            return
+        if sub in self._users:
+            self.preferences[sub] = frozenset(tipos)
+
+    # -- filters: called for every recipient of an emit, so O(1) and synchronous ----------------
+
+    def _hook(self) -> None:
+        """Register the control handler and the filters with the manager (once; `self.server` is
+        only known after the namespace is registered, so this runs on the first connection: until
+        then there is nobody to filter or to update)."""
+        manager = self.server.manager
+        if self._hooked is manager:
+            return
+        self._hooked = manager
+        manager.controls[CONTROL] = self._on_shared
+        manager.filters[(self.namespace, "NOTIFICACAO_GERAL")] = self._keep_notification
+        for event, tipo in EVENT_TYPES.items():
+            manager.filters[(self.namespace, event)] = self._keep_type(tipo)
+
+    def admits(self, sid: str, tipo: Any) -> bool:
+        """True unless the user behind `sid` turned notifications of type `tipo` off. A connection
+        not (or no longer) among `clients` is still in its handshake, its user's preferences maybe
+        not read yet (python-socketio puts it in the everyone room first): it gets none."""
+        client = self.clients.get(sid)
+        if client is None:
+            return False
+        tipos = self.preferences.get(client.principal.sub)
+        return tipos is None or tipo in tipos
+
+    def _keep_notification(self, sid: str, data: Any) -> bool:
+        tipo = data.get("tipo") if isinstance(data, dict) else None
+        return tipo is None or self.admits(sid, tipo)  # no type, nothing to judge it by
+
+    def _keep_type(self, tipo: str) -> Callable[[str, Any], bool]:
+        def keep(sid: str, data: Any) -> bool:
+            return self.admits(sid, tipo)
+        return keep
