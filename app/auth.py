@@ -1,6 +1,7 @@
 """JWT verification at the handshake, and the principal that travels with a connection."""
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ class AuthError(Exception):
         self.details = details or {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is on the other end of a connection."""
 
@@ -80,7 +81,13 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         raise AuthError("Token de autenticação inválido", {"motivo": "bad sub"})
     if not isinstance(scope, str):
         raise AuthError("Token de autenticação inválido", {"motivo": "bad scope"})
-    return Principal(sub=sub, scopes=frozenset(scope.split()), expires_at=float(claims["exp"]))
+    return Principal(sub=sub, scopes=_scopes(scope), expires_at=float(claims["exp"]))
+
+
+@functools.lru_cache(maxsize=256)
+def _scopes(scope: str) -> frozenset[str]:
+    """Scope sets are shared between connections: a handful of distinct values, thousands of users."""
+    return frozenset(scope.split())
 
 
 def issue_token(settings: Settings, sub: str, scopes: tuple[str, ...] = USER_SCOPES,

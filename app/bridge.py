@@ -7,6 +7,7 @@ dispatched as a Socket.IO event. What the server emits comes back through `RawPe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .sio import PonteServer, rate_error
 from .writer import SocketWriter
 
 log = logging.getLogger("ponte.bridge")
+CLOSING_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 class RawPeer:
@@ -77,31 +79,35 @@ class RawBridge:
 
     def add_routes(self, app: web.Application, endpoints: list[Endpoint]) -> None:
         for endpoint in endpoints:
-            app.router.add_get(endpoint.path, self._handler(endpoint))
-
-    def _handler(self, endpoint: Endpoint) -> Callable[[web.Request], Any]:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return await self.serve(request, endpoint)
-        return handle
+            app.router.add_get(endpoint.path, functools.partial(self.serve, endpoint=endpoint))
 
     async def serve(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        """Upgrade, connect to the namespace, then relay frames until the socket closes."""
+        """Upgrade, connect to the namespace, then relay frames until the socket closes.
+
+        The relay loop is inline, not a helper coroutine: every idle connection keeps this
+        frame alive, and at thousands of connections each extra frame shows in memory."""
         if not origins.allowed(request, self.settings.allowed_origins):
             raise web.HTTPForbidden(text="origin not allowed")
-        ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat, protocols=SUBPROTOCOL_MARKERS,
-                                   max_msg_size=self.settings.max_message_bytes)
-        await ws.prepare(request)
         s = self.settings
+        ws = web.WebSocketResponse(heartbeat=s.heartbeat, protocols=SUBPROTOCOL_MARKERS,
+                                   max_msg_size=s.max_message_bytes)
+        await ws.prepare(request)
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),
                        s.send_queue_limit)
-        reason = "client disconnect"
+        namespace, reason = endpoint.namespace, "client disconnect"
         try:
-            sid = await self.server.connect_raw(peer, endpoint.namespace, endpoint.auth_from_path(request))
+            sid = await self.server.connect_raw(peer, namespace, endpoint.auth_from_path(request))
             if sid is None:
                 await self._refuse(peer, endpoint)
                 return ws
-            reason = await self._relay(peer, ws, endpoint.namespace, sid)
+            while (msg := await ws.receive()).type not in CLOSING_TYPES:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_text(peer, namespace, sid, msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await self.server.refuse(sid, namespace, PonteError(
+                        VALIDATION_ERROR, "binary frames are not supported: send JSON text"), "(binary)")
+            reason = "transport close" if ws.close_code != CLOSE_NORMAL else "client disconnect"
         except Exception:  # noqa: BLE001 - never a traceback to the client, never a dead process
             log.exception("raw connection %s failed", peer.eio_sid)
             reason = "server error"
@@ -109,15 +115,6 @@ class RawBridge:
         finally:
             await self.server.disconnect_raw(peer, reason)
         return ws
-
-    async def _relay(self, peer: RawPeer, ws: web.WebSocketResponse, namespace: str, sid: str) -> str:
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                await self._on_text(peer, namespace, sid, msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                await self.server.refuse(sid, namespace, PonteError(
-                    VALIDATION_ERROR, "binary frames are not supported: send JSON text"), "(binary)")
-        return "transport close" if ws.close_code != CLOSE_NORMAL else "client disconnect"
 
     async def _on_text(self, peer: RawPeer, namespace: str, sid: str, text: str) -> None:
         verdict = peer.guard.admit()

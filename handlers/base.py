@@ -35,7 +35,7 @@ class Gateway:
     prefs: Any = None  # app.prefs.PreferenceStore: notification preferences
 
 
-@dataclass
+@dataclass(slots=True)
 class Client:
     """One connection to a namespace, whichever transport it uses."""
 
