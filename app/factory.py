@@ -22,7 +22,7 @@ from . import ops, origins
 from . import publish
 from .audit import AuditLog
 from .auth import TokenVerifier
-from .bridge import Endpoint, RawBridge
+from .bridge import Endpoint, RawBridge, heartbeat_round
 from .codecs import cidadao, now_iso, omni
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
@@ -105,6 +105,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
+             asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
              asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check))]
     yield
     for task in tasks:
@@ -127,7 +128,8 @@ async def every(interval: float, job: Any, *args: Any) -> None:
 async def sweep(sio: PonteServer, settings: Settings) -> None:
     """Close clients idle for IDLE_TIMEOUT (1000) and those whose token expired (1008)."""
     now = time.monotonic()
-    idle = [eio_sid for eio_sid, guard in sio.guards.items() if guard.idle_for(now) > settings.idle_timeout]
+    guards = [*sio.guards.items(), *((peer.eio_sid, peer.guard) for peer in sio.raw_peers.values())]
+    idle = [eio_sid for eio_sid, guard in guards if guard.idle_for(now) > settings.idle_timeout]
     for eio_sid in idle:
         for path in NAMESPACES:
             sid = sio.manager.sid_from_eio_sid(eio_sid, path)

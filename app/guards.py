@@ -17,8 +17,7 @@ class ConnectionGuard:
     burst: int
     close_after: int
     tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-    last_active: float = field(default_factory=time.monotonic)
+    stamp: float = field(default_factory=time.monotonic)  # the last message, admitted or not
     strikes: int = 0
 
     def __post_init__(self) -> None:
@@ -28,7 +27,7 @@ class ConnectionGuard:
         """Take one token for an incoming message and say what to do with it."""
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = self.last_active = now
+        self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             self.strikes = 0
@@ -42,4 +41,4 @@ class ConnectionGuard:
 
     def idle_for(self, now: float | None = None) -> float:
         """Seconds since the last message."""
-        return (time.monotonic() if now is None else now) - self.last_active
+        return (time.monotonic() if now is None else now) - self.stamp

@@ -35,7 +35,6 @@ class RawPeer(Protocol):
     eio_sid: str
     form: str
     codec: Codec
-    environ: dict[str, Any]
     guard: ConnectionGuard
 
     async def send(self, text: str) -> None: ...
@@ -53,7 +52,7 @@ class FanoutManager(socketio.AsyncManager):
     def __init__(self, send_queue_limit: int = 1024) -> None:
         super().__init__()
         self.send_queue_limit = send_queue_limit
-        self._rooms_of: dict[str, set[Any]] = {}
+        self._rooms_of: dict[str, list[Any]] = {}
         # (namespace, event) → keep(sid, data): per-recipient filters, e.g. notification preferences
         self.filters: dict[tuple[str, str], Callable[[str, Any], bool]] = {}
         # name → handler(payload): control messages shared by every instance (see `share`)
@@ -66,13 +65,15 @@ class FanoutManager(socketio.AsyncManager):
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self._rooms_of.setdefault(sid, set()).add(room)
+        rooms = self._rooms_of.setdefault(sid, [])  # a few rooms each: a list is smaller than a set
+        if room not in rooms:
+            rooms.append(room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
         rooms = self._rooms_of.get(sid)
-        if rooms is not None:
-            rooms.discard(room)
+        if rooms is not None and room in rooms:
+            rooms.remove(room)
 
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         return [room for room in self._rooms_of.get(sid, ()) if room is not None]
@@ -168,7 +169,7 @@ class PonteServer(socketio.AsyncServer):
     def __init__(self, *, guard_factory: Any, max_sockets: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.raw_peers: dict[str, RawPeer] = {}
-        self.guards: dict[str, ConnectionGuard] = {}
+        self.guards: dict[str, ConnectionGuard] = {}  # Engine.IO sockets' (a raw peer holds its own)
         self._guard_factory = guard_factory
         self._max_sockets = max_sockets
         self._send_limit = self.manager.send_queue_limit
@@ -201,13 +202,16 @@ class PonteServer(socketio.AsyncServer):
             self.manager_initialized = True
             self.manager.initialize()
 
-    async def connect_raw(self, peer: RawPeer, namespace: str, auth: dict[str, Any]) -> str | None:
+    async def connect_raw(self, peer: RawPeer, namespace: str, environ: dict[str, Any],
+                          auth: dict[str, Any]) -> str | None:
         """Run the namespace's connect handler for a raw peer; its sid, or None if refused."""
         self.start()
         self.raw_peers[peer.eio_sid] = peer
-        self.environ[peer.eio_sid] = peer.environ
-        self.guards[peer.eio_sid] = peer.guard
-        await self._handle_connect(peer.eio_sid, namespace, auth)
+        self.environ[peer.eio_sid] = environ
+        try:
+            await self._handle_connect(peer.eio_sid, namespace, auth)
+        finally:
+            del self.environ[peer.eio_sid]  # only the connect handler reads it: idle peers stay small
         return self.manager.sid_from_eio_sid(peer.eio_sid, namespace)
 
     async def receive_raw(self, peer: RawPeer, namespace: str, event: str, data: Any) -> None:
@@ -233,7 +237,6 @@ class PonteServer(socketio.AsyncServer):
             await self._handle_eio_disconnect(peer.eio_sid, reason)
         finally:
             self.raw_peers.pop(peer.eio_sid, None)
-            self.guards.pop(peer.eio_sid, None)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         peer = self.raw_peers.get(eio_sid)

@@ -14,12 +14,12 @@ FRAME_OVERHEAD = 14  # the largest WebSocket frame header a server writes
 
 class SocketWriter:
     """Writes at once while the transport has room (aiohttp's send then never waits), else queues
-    behind what is waiting, up to `limit` messages; past that, `on_overflow` is called once."""
+    behind what is waiting, up to `limit` messages; past that, `overflow` is called once."""
 
     __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
-                 on_overflow: Callable[[], None]) -> None:
+                 on_overflow: Callable[[], None] | None = None) -> None:
         self.ws = ws
         self._transport = transport
         self._limit = limit
@@ -44,11 +44,22 @@ class SocketWriter:
             log.warning("send queue full: closing a slow consumer")
             self.closed = True
             self._backlog.clear()
-            self._on_overflow()
+            self.overflow()
             return
         self._backlog.append(text)
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def overflow(self) -> None:
+        """Called once when the backlog overflows (subclasses close their connection here)."""
+        if self._on_overflow is not None:
+            self._on_overflow()
+
+    def abort(self) -> None:
+        """Stop writing and drop the connection without a close handshake."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def has_room(self) -> bool:
         """True when nothing waits and a small frame would not pause the transport."""

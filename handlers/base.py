@@ -21,6 +21,7 @@ from app.settings import Settings
 from .errors import cidadao_error
 
 log = logging.getLogger("ponte.handlers")
+NO_PARAMS: dict[str, str] = {}  # shared by every client of a namespace without path ids; never mutated
 
 
 @dataclass
@@ -93,7 +94,7 @@ class PonteNamespace(socketio.AsyncNamespace):
 
     def _handshake(self, request: Any, auth: dict[str, Any]) -> Client:
         token = find_token(request.headers, request.query, auth)
-        params = {name: str(auth.get(name) or request.query.get(name) or "") for name in self.params}
+        params = {name: str(auth.get(name) or request.query.get(name) or "") for name in self.params} or NO_PARAMS
         if token is None:
             if self.auth_required:
                 raise PonteError(AUTHENTICATION_ERROR, "Token de autenticação ausente")
