@@ -16,6 +16,7 @@ import pytest
 import socketio
 
 from app import Settings, create_app
+from app.keys import SIO_KEY
 from app.auth import USER_SCOPES
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -225,3 +226,19 @@ def redis_server() -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+async def subscribed(*servers: Any) -> None:
+    """Wait until every instance listens on Redis (a real condition, polled briefly)."""
+    async with asyncio.timeout(TIMEOUT):
+        while not all(s.app[SIO_KEY].manager.subscribed for s in servers):
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def pair(start_server: Any, redis_server: RedisProcess) -> tuple[Any, Any]:
+    """Two Ponte instances sharing one redis-server."""
+    first = await start_server(redis_url=redis_server.url)
+    second = await start_server(redis_url=redis_server.url)
+    await subscribed(first, second)
+    return first, second

@@ -4,29 +4,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 import socketio
 
 from app.factory import SIO_KEY
 from conftest import TIMEOUT, make_token
 
 NOTICE = {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"}
-
-
-async def subscribed(*servers: Any) -> None:
-    """Wait until every instance listens on Redis (a real condition, polled briefly)."""
-    async with asyncio.timeout(TIMEOUT):
-        while not all(s.app[SIO_KEY].manager.subscribed for s in servers):
-            await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def pair(start_server: Any, redis_server: Any) -> tuple[Any, Any]:
-    """Two Ponte instances sharing one redis-server."""
-    first = await start_server(redis_url=redis_server.url)
-    second = await start_server(redis_url=redis_server.url)
-    await subscribed(first, second)
-    return first, second
 
 
 async def test_room_emit_reaches_every_instance_once(pair: Any, raw_to: Any, sio_to: Any) -> None:

@@ -10,20 +10,10 @@ import redis.asyncio as aioredis
 
 from app.factory import SIO_KEY
 from app.prefs import PreferenceStoreError, RedisPreferenceStore
-from conftest import free_port, make_token
-from test_cross_instance import subscribed
+from conftest import free_port, make_token, subscribed
 
 NOTICE = {"info": {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"},
           "aviso": {"tipo": "aviso", "titulo": "Manutenção", "mensagem": "Hoje às 23h"}}
-
-
-@pytest.fixture
-async def pair(start_server: Any, redis_server: Any) -> tuple[Any, Any]:
-    """Two Ponte instances sharing one redis-server."""
-    first = await start_server(redis_url=redis_server.url)
-    second = await start_server(redis_url=redis_server.url)
-    await subscribed(first, second)
-    return first, second
 
 
 async def opened(raw_to: Any, server: Any, sub: str) -> Any:
