@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -35,19 +35,30 @@ class Metrics:
         self.handled_seconds = 0.0
         self.failed = 0
         self._recent: dict[str, float] = {}  # user → when their last connection closed
+        # label children by (namespace, event label)
+        self._in: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._out: dict[tuple[str, str], Any] = {}
 
     def event(self, name: str) -> str:
         return name if name in self.known_events else OTHER
 
     def handled_message(self, namespace: str, event: str, seconds: float, failed: bool) -> None:
-        self.messages_in.labels(namespace, self.event(event)).inc()
-        self.latency.labels(namespace).observe(seconds)
+        key = (namespace, self.event(event))  # labels, not raw names: the cache stays bounded
+        children = self._in.get(key)
+        if children is None:  # prometheus_client's labels() is slow for a per-message path
+            children = self._in[key] = (self.messages_in.labels(*key), self.latency.labels(namespace))
+        children[0].inc()
+        children[1].observe(seconds)
         self.handled += 1
         self.handled_seconds += seconds
         self.failed += failed
 
     def delivered(self, namespace: str, event: str, count: int) -> None:
-        self.messages_out.labels(namespace, self.event(event)).inc(count)
+        key = (namespace, self.event(event))
+        child = self._out.get(key)
+        if child is None:
+            child = self._out[key] = self.messages_out.labels(*key)
+        child.inc(count)
 
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()

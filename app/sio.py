@@ -92,24 +92,21 @@ class FanoutManager(socketio.AsyncManager):
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None,
                    **kwargs: Any) -> None:
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        pkt = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
-        encoded = pkt.encode()
-        if callback is not None or isinstance(encoded, list):  # acks and binary: the stock path
+        if callback is not None:  # acks: the stock path
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
-        await self.deliver(namespace, to or room, skip_sid, event, args, encoded)
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        await self.deliver(namespace, to or room, skip_sid, event, args)
 
-    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str,
-                      args: list[Any], encoded: str) -> None:
-        """Hand one encoded event to every local participant of a room."""
+    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
+        """Hand one event to every local participant of a room, encoding it at most once per wire
+        format, and only for the formats its recipients use."""
         if namespace not in self.rooms:
             return
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        eio_text = frame.encode()
         raw_data = args[0] if len(args) == 1 else args
         texts: dict[str, str] = {}
+        frame: Any = None
         server = self.server
         peers = server.raw_peers
         keep = self.filters.get((namespace, event))
@@ -119,13 +116,22 @@ class FanoutManager(socketio.AsyncManager):
                 continue
             delivered += 1
             peer = peers.get(eio_sid)
-            if peer is None:
-                await server.to_engineio(eio_sid, eio_text, frame)
+            if peer is not None:
+                text = texts.get(peer.form)
+                if text is None:
+                    text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
+                await peer.send(text)
                 continue
-            text = texts.get(peer.form)
-            if text is None:
-                text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
-            await peer.send(text)
+            if frame is None:
+                frame = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+                encoded = frame.encode()
+                if isinstance(encoded, str):  # binary attachments go Engine.IO's own way, below
+                    frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+                    texts[""] = frame.encode()
+            if "" in texts:
+                await server.to_engineio(eio_sid, texts[""], frame)
+            else:
+                await server._send_packet(eio_sid, frame)
         if self.metrics is not None and delivered:
             self.metrics.delivered(namespace, event, delivered)
 

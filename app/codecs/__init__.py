@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -39,8 +39,15 @@ class Codec(Protocol):
 
 
 def now_iso() -> str:
-    """The current UTC time as ISO 8601 with a Z suffix."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time as ISO 8601 with milliseconds and a Z suffix."""
+    now = time.time()
+    second = int(now)
+    if second != _clock[0]:  # formatting the date once a second, not once a message
+        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_clock[1]}.{int((now - second) * 1000):03d}Z"
+
+
+_clock: list[Any] = [-1, ""]
 
 
 def message_id() -> str:
@@ -48,9 +55,12 @@ def message_id() -> str:
     return uuid.uuid4().hex
 
 
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # json.dumps builds one per call
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON, UTF-8 kept as is."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _encoder.encode(obj)
 
 
 def load_object(text: str) -> dict[str, Any]:
