@@ -299,6 +299,9 @@ class PonteServer(socketio.AsyncServer):
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.guards.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None:  # Engine.IO keeps the socket a while (its ping task): let the WebSocket go now
+            sock.ponte_writer = None
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         if isinstance(data, list) and data and data[0] in self.reserved_events:
@@ -324,9 +327,11 @@ class PonteServer(socketio.AsyncServer):
                 await self.refuse(sid, namespace, PonteError(
                     "VALIDATION_ERROR", "binary messages are not supported: send JSON"), "(binary)")
             return
-        if pkt.packet_type == packet.EVENT and sid is not None and not await self._admit(eio_sid, sid, namespace):
+        if pkt.packet_type != packet.EVENT:
+            return await super()._handle_eio_message(eio_sid, data)
+        if sid is not None and not await self._admit(eio_sid, sid, namespace):
             return
-        await super()._handle_eio_message(eio_sid, data)
+        await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)  # decoded once, not twice
 
     async def _admit(self, eio_sid: str, sid: str, namespace: str) -> bool:
         guard = self.guards.get(eio_sid)
