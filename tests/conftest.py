@@ -36,6 +36,16 @@ def make_token(sub: str = "alice", scopes: tuple[str, ...] = USER_SCOPES, ttl: f
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm)
 
 
+def error_parts(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """Code, message and details of an error envelope in either protocol's shape."""
+    kind, data = message.get("event", message.get("type")), message["data"]
+    if "codigo" in data:  # Omni's ERRO, in whichever envelope form the client used
+        assert kind == "ERRO" and data["recomendacao"], message
+        return data["codigo"], data["mensagem"], data["detalhes"]
+    assert kind == "error" and set(message) == {"type", "data", "timestamp", "id"}, message
+    return data["code"], data["message"], data.get("details") or {}
+
+
 class RawClient:
     """A raw-WebSocket client speaking JSON text frames."""
 

@@ -16,7 +16,7 @@ import socketio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import TIMEOUT, RawClient, SioClient, make_token
+from conftest import RawClient, SioClient, TIMEOUT, error_parts, make_token
 
 OMNI = "/ws"
 CHAT = "/api/v1/ws/chat/s1"
@@ -70,15 +70,6 @@ MOTIVO = {"expired": "expired", "not-yet-valid": "not_yet_valid"}
 
 
 # -- assertions shared by the tests ------------------------------------------------------------------
-
-def error_parts(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """Code, message and details of an error envelope in either protocol's shape."""
-    kind, data = message.get("event", message.get("type")), message["data"]
-    if "codigo" in data:  # Omni's ERRO, in whichever envelope form the client used
-        assert kind == "ERRO" and data["recomendacao"], message
-        return data["codigo"], data["mensagem"], data["detalhes"]
-    assert kind == "error" and set(message) == {"type", "data", "timestamp", "id"}, message
-    return data["code"], data["message"], data.get("details") or {}
 
 
 async def assert_refused(client: RawClient, code: str = "AUTHENTICATION_ERROR",

@@ -14,7 +14,7 @@ import pytest
 import socketio
 
 from app.factory import SIO_KEY
-from conftest import SECRET, TIMEOUT, RawClient, SioClient, make_token
+from conftest import RawClient, SECRET, SioClient, TIMEOUT, error_parts, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 OMNI = "/ws"
@@ -28,15 +28,6 @@ APP = "http://app.example"
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-def error_parts(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """Code, message and details of an error envelope in either protocol's shape."""
-    kind, data = message.get("event", message.get("type")), message["data"]
-    if "codigo" in data:  # Omni's ERRO, in whichever envelope form the client used
-        assert kind == "ERRO" and data["recomendacao"], message
-        return data["codigo"], data["mensagem"], data["detalhes"]
-    assert kind == "error" and set(message) == {"type", "data", "timestamp", "id"}, message
-    return data["code"], data["message"], data.get("details") or {}
 
 
 def error_kind(path: str) -> str:
