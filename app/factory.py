@@ -28,7 +28,8 @@ from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERV
 from .guards import ConnectionGuard
 from .metrics import Metrics
 from .prefs import MemoryPreferenceStore, RedisPreferenceStore
-from .keys import DRAINING_KEY, SETTINGS_KEY, SIO_KEY
+from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
+from .records import MemoryRecordStore, RedisRecordStore
 from .redis_fanout import RedisFanoutManager, connect
 from .settings import Settings
 from .sio import FanoutManager, PonteServer
@@ -59,7 +60,11 @@ def create_app(settings: Settings) -> web.Application:
         sio.manager.on_lost = lambda count, why: metrics.publish_failures.inc(count)
     prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryPreferenceStore())
-    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog(), prefs=prefs)
+    records = (RedisRecordStore(sio.manager.redis, settings.records_ttl) if isinstance(sio.manager, RedisFanoutManager)
+               else MemoryRecordStore(settings.records_ttl))
+    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog(), prefs=prefs,
+                      records=records)
+    app[GATEWAY_KEY] = gateway
     for path, namespace_class in NAMESPACES.items():
         sio.register_namespace(namespace_class(path, gateway))
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)

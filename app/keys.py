@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handlers.base import Gateway
+
 from .metrics import Metrics
 from .settings import Settings
 from .sio import PonteServer
@@ -11,3 +13,4 @@ SIO_KEY = web.AppKey("sio", PonteServer)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 DRAINING_KEY = web.AppKey("draining", list)  # non-empty once SIGTERM has started the drain
+GATEWAY_KEY = web.AppKey("gateway", Gateway)  # settings, verifier, stores and domain services

@@ -53,6 +53,27 @@ class Settings(BaseModel):
     alert_error_rate: float = Field(0.05, ge=0, le=1)  # failed / handled messages per sampling period
     alert_connections_ratio: float = Field(0.9, gt=0, le=1)  # of max_connections
     alert_interval: float = Field(5.0, gt=0)  # seconds between alert samples
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+$")  # base of download/report URLs
+    records_ttl: float = Field(7 * 86400.0, gt=0)  # how long execution results and investigations are kept
+    # keyword executions (issue 4)
+    allow_private_urls: bool = False  # let executions crawl loopback/private hosts (tests, intranets)
+    max_executions: int = Field(20, ge=1)  # running at once on this instance
+    max_executions_per_user: int = Field(3, ge=1)
+    crawl_max_pages: int = Field(50, ge=1, le=10000)
+    crawl_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # per page
+    crawl_concurrency: int = Field(4, ge=1, le=32)  # requests in flight per execution
+    crawl_max_redirects: int = Field(5, ge=0, le=20)
+    extract_workers: int = Field(2, ge=1, le=64)  # processes doing text and keyword extraction
+    # chat agents and investigations (issue 5)
+    llm_base_url: str | None = Field(None, pattern=r"^https?://")
+    llm_api_key: str | None = None
+    llm_model: str | None = None
+    agent_backend_url: str | None = Field(None, pattern=r"^https?://")  # SSE or NDJSON chat service
+    chat_timeout: float = Field(60.0, gt=0)  # seconds for one whole answer
+    contracts_source: str = Field("sample", pattern=r"^(sample|transparencia)$")
+    transparencia_api_key: str | None = None
+    max_investigation_records: int = Field(200_000, ge=1)
+    max_investigations: int = Field(10, ge=1)  # running at once on this instance
 
     @model_validator(mode="after")
     def _check_keys(self) -> "Settings":

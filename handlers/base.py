@@ -34,6 +34,8 @@ class Gateway:
     metrics: Any = None  # app.metrics.Metrics
     audit: Any = None  # app.audit.AuditLog
     prefs: Any = None  # app.prefs.PreferenceStore: notification preferences
+    records: Any = None  # app.records.RecordStore: executions and investigations
+    services: dict[str, Any] = field(default_factory=dict)  # domain services by name ("executions", …)
 
 
 @dataclass(slots=True)

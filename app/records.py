@@ -1,0 +1,94 @@
+"""Where executions and investigations are kept: JSON documents by kind and id, with a time to live.
+
+The memory store serves a single instance and forgets on restart. With Redis configured, documents
+live in Redis (`ponte:rec:<kind>:<id>`), so that every instance sees them and they survive restarts.
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import time
+from typing import Any
+
+PREFIX = "ponte:rec:"
+MAX_RECORDS = 10_000  # per kind, in memory
+REDIS_TIMEOUT = 2.0
+
+
+class RecordStoreError(Exception):
+    """The backing store did not answer; the message is safe to log."""
+
+
+class RecordStore(abc.ABC):
+    """JSON documents by (kind, id), each kept for `ttl` seconds after its last write."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+
+    @abc.abstractmethod
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The document, or None if there is none (or it expired)."""
+
+    @abc.abstractmethod
+    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        """Replace the document; raise RecordStoreError if it cannot be kept."""
+
+    @abc.abstractmethod
+    async def next_number(self, counter: str) -> int:
+        """1, 2, 3 … for `counter`, unique across every instance sharing the store."""
+
+
+class MemoryRecordStore(RecordStore):
+    """A bounded dict per kind: past `max_records`, the oldest write is forgotten."""
+
+    def __init__(self, ttl: float, max_records: int = MAX_RECORDS) -> None:
+        super().__init__(ttl)
+        self.max_records = max_records
+        self._docs: dict[str, dict[str, tuple[float, str]]] = {}
+        self._counters: dict[str, int] = {}
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        entry = self._docs.get(kind, {}).get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return json.loads(entry[1])  # a copy: callers may change what they get
+
+    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        docs = self._docs.setdefault(kind, {})
+        docs.pop(key, None)
+        docs[key] = (time.monotonic() + self.ttl, json.dumps(doc))
+        while len(docs) > self.max_records:
+            del docs[next(iter(docs))]
+
+    async def next_number(self, counter: str) -> int:
+        self._counters[counter] = self._counters.get(counter, 0) + 1
+        return self._counters[counter]
+
+
+class RedisRecordStore(RecordStore):
+    """One Redis string per document; `client` is a redis.asyncio client."""
+
+    def __init__(self, client: Any, ttl: float, prefix: str = PREFIX, timeout: float = REDIS_TIMEOUT) -> None:
+        super().__init__(ttl)
+        self.client = client
+        self.prefix = prefix
+        self.timeout = timeout
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        raw = await self._call(self.client.get, f"{self.prefix}{kind}:{key}")
+        return None if raw is None else json.loads(raw)
+
+    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        await self._call(self.client.set, f"{self.prefix}{kind}:{key}", json.dumps(doc), ex=int(self.ttl))
+
+    async def next_number(self, counter: str) -> int:
+        return int(await self._call(self.client.incr, f"{self.prefix}counter:{counter}"))
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await method(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - one clear error for the caller
+            reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            raise RecordStoreError(f"record store unavailable ({reason})") from exc

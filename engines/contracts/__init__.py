@@ -1,0 +1,1 @@
+"""Public contract analysis: records, robust baselines, anomalies, findings and reports."""
