@@ -19,11 +19,12 @@ from schemas import cidadao as schemas_cidadao
 from schemas import omni as schemas_omni
 
 from . import ops, origins
-from . import publish
+from . import downloads, publish
 from .audit import AuditLog
 from .auth import TokenVerifier
 from .bridge import Endpoint, RawBridge, heartbeat_round
 from .codecs import cidadao, now_iso, omni
+from .executions import TOUCH_EVERY, ExecutionService
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
 from .metrics import Metrics
@@ -65,10 +66,12 @@ def create_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog(), prefs=prefs,
                       records=records)
     app[GATEWAY_KEY] = gateway
+    gateway.services["executions"] = ExecutionService(sio, settings, records)
     for path, namespace_class in NAMESPACES.items():
         sio.register_namespace(namespace_class(path, gateway))
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
     publish.add_routes(app)
+    downloads.add_routes(app)
     ops.add_routes(app, sio, metrics)
     app.cleanup_ctx.append(background_tasks)
     app.on_shutdown.append(close_clients)
@@ -107,12 +110,15 @@ def known_events() -> set[str]:
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The sweeper (idle clients, expired tokens) and the investigations heartbeat."""
     sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
+    executions = app[GATEWAY_KEY].services["executions"]
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
-             asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check))]
+             asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check)),
+             asyncio.create_task(every(TOUCH_EVERY, executions.touch))]
     yield
+    await executions.close()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

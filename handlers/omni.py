@@ -8,14 +8,16 @@ from schemas import omni
 
 from .base import PonteNamespace
 from .errors import omni_error
+from .executions import ExecutionHandlers
 from .monitoring import MonitoringHandlers
 from .notifications import NotificationHandlers
 from .session import OmniSession
 
-EXECUTION_EVENTS = ("EXECUCAO_INICIAR", "EXECUCAO_PAUSAR", "EXECUCAO_RESUMIR", "EXECUCAO_CANCELAR")
+EXECUTION_EVENTS = ("EXECUCAO_INICIAR", "EXECUCAO_PAUSAR", "EXECUCAO_RESUMIR", "EXECUCAO_CANCELAR",
+                    "EXECUCAO_CONSULTAR")
 
 
-class OmniNamespace(OmniSession, NotificationHandlers, MonitoringHandlers, PonteNamespace):
+class OmniNamespace(ExecutionHandlers, OmniSession, NotificationHandlers, MonitoringHandlers, PonteNamespace):
     """Executions, notifications, monitoring and session events of the Omni document."""
 
     inbound = omni.INBOUND

@@ -81,6 +81,14 @@ class ExecucaoControle(Inbound):
     request_id: RequestId | None = None
 
 
+class ExecucaoConsultar(Inbound):
+    """EXECUCAO_CONSULTAR (Ponte's addition): the current state of one run, for a client that
+    reconnected; answered with EXECUCAO_STATUS, or the run's EXECUCAO_CONCLUIDA / EXECUCAO_ERRO."""
+
+    execucao_id: SafeId
+    request_id: RequestId | None = None
+
+
 class NotificacaoConfigurar(Inbound):
     """NOTIFICACAO_CONFIGURAR: choose which notification types to receive."""
 
@@ -122,6 +130,7 @@ INBOUND: dict[str, type[BaseModel]] = {
     "EXECUCAO_PAUSAR": ExecucaoControle,
     "EXECUCAO_RESUMIR": ExecucaoControle,
     "EXECUCAO_CANCELAR": ExecucaoControle,
+    "EXECUCAO_CONSULTAR": ExecucaoConsultar,
     "NOTIFICACAO_CONFIGURAR": NotificacaoConfigurar,
     "MONITORAMENTO_INICIAR": MonitoramentoIniciar,
     "MONITORAMENTO_PARAR": MonitoramentoParar,

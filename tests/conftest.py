@@ -18,6 +18,7 @@ import socketio
 from app import Settings, create_app
 from app.keys import SIO_KEY
 from app.auth import USER_SCOPES
+from tests.fixtures.blog import blog_site  # noqa: F401 - the fixture blog, for crawl tests
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 TIMEOUT = 5.0

@@ -1,0 +1,88 @@
+"""Omni keyword executions: `EXECUCAO_INICIAR`, `_PAUSAR`, `_RESUMIR`, `_CANCELAR` and `_CONSULTAR`.
+
+The work itself is `app.executions.ExecutionService` (`gateway.services["executions"]`); these
+handlers validate, join the execution's room and answer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Client, PonteNamespace
+
+ORIGINS: dict[str, dict[str, str]] = {}  # shared params dicts, one per origin: idle clients stay small
+MAX_ORIGINS = 64
+
+
+class ExecutionHandlers(PonteNamespace):
+    """The execution events of the Omni document."""
+
+    @property
+    def executions(self) -> Any:
+        return self.gateway.services["executions"]
+
+    def active_executions(self) -> int:
+        return int(self.executions.active()) if "executions" in self.gateway.services else 0
+
+    def _handshake(self, request: Any, auth: dict[str, Any]) -> Client:
+        client = super()._handshake(request, auth)
+        client.params = origin_params(request)  # where download URLs point when PUBLIC_URL is not set
+        return client
+
+    async def on_EXECUCAO_INICIAR(self, sid: str, client: Client, data: Any) -> None:
+        config = {"blog_url": data.blog_url, "categoria_id": data.categoria_id, **data.configuracoes.model_dump()}
+        run = await self.executions.start(client.principal.sub, config, client.params.get("origin", ""))
+        await self.enter_room(sid, f"execution:{run.id}")
+        await self.emit("EXECUCAO_INICIADA", {"execucao_id": run.id, "status": "iniciada",
+                                              "request_id": data.request_id}, to=sid)
+
+    async def on_EXECUCAO_PAUSAR(self, sid: str, client: Client, data: Any) -> None:
+        await self._control("pausar", sid, client, data)
+
+    async def on_EXECUCAO_RESUMIR(self, sid: str, client: Client, data: Any) -> None:
+        await self._control("resumir", sid, client, data)
+
+    async def on_EXECUCAO_CANCELAR(self, sid: str, client: Client, data: Any) -> None:
+        await self._control("cancelar", sid, client, data)
+
+    async def on_EXECUCAO_CONSULTAR(self, sid: str, client: Client, data: Any) -> None:
+        """The execution's current state (or its final event), and the room to follow it."""
+        principal = client.principal
+        service = self.executions
+        run = service.runs.get(data.execucao_id)
+        if run is not None and (run.owner == principal.sub or principal.allows("admin")):
+            event, payload = "EXECUCAO_STATUS", service.status_payload(run)
+        else:
+            record = await service.record(data.execucao_id, principal.sub, principal.allows("admin"))
+            event, payload = final_event(record)
+        await self.enter_room(sid, f"execution:{data.execucao_id}")
+        await self.emit(event, payload, to=sid)
+
+    async def _control(self, action: str, sid: str, client: Client, data: Any) -> None:
+        principal = client.principal
+        await self.executions.control(action, data.execucao_id, principal.sub, principal.allows("admin"),
+                                      sid, data.request_id)
+
+
+def final_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What a stored record says: its final event when it ended, else its last known status."""
+    if record["status"] == "concluida" and "final" in record:
+        return "EXECUCAO_CONCLUIDA", record["final"]
+    if record["status"] == "erro":
+        final = record.get("final") or {"execucao_id": record["id"], "erro": record["error"]}
+        return "EXECUCAO_ERRO", final
+    return "EXECUCAO_STATUS", {"execucao_id": record["id"], "status": record["status"],
+                               "progresso": record["progress"], "keywords_encontradas": record["keywords_encontradas"],
+                               "tempo_decorrido": round(record["updated_at"] - record["started_at"], 3)}
+
+
+def origin_params(request: Any) -> dict[str, str]:
+    """`{"origin": "https://host"}` for the request, shared between the clients of one origin."""
+    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    scheme = "https" if proto in ("https", "wss") else "http"
+    origin = f"{scheme}://{request.host}"
+    params = ORIGINS.get(origin)
+    if params is None:
+        params = {"origin": origin}
+        if len(ORIGINS) < MAX_ORIGINS:
+            ORIGINS[origin] = params
+    return params
