@@ -7,7 +7,7 @@ that set; a term announced early may be pushed out by better ones found later, s
 final set, ranked) holds at most `max_keywords` terms, each of which was announced.
 
 Two admitted terms are related when they appear together on at least two pages, on at least 60% of
-the pages of the rarer one, or when they share a word of 4+ letters and appear together at least once.
+the pages of the rarer one, or when they share a word of 4+ letters and appear together on two pages.
 A cluster is a connected group of 2+ related terms; it keeps its id as it grows ("formed" once).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterable
 from .model import Cluster, Keyword, PageAnalysis
 
 MIN_FREQUENCY = 2  # occurrences on the site before a term is admitted during the crawl
-PAIR_TERMS = 15  # per page, the best terms whose co-occurrences are counted
+PAIR_TERMS = 25  # per page, the best terms whose co-occurrences are counted
 MAX_CANDIDATES = 20_000  # distinct candidate terms kept
 MAX_PAIRS = 200_000  # distinct co-occurring pairs kept
 
@@ -114,7 +114,7 @@ class SiteKeywords:
         together = self.pairs[a].get(b, 0)
         if together >= 2 and together >= 0.6 * min(self.terms[a].pages, self.terms[b].pages):
             return True
-        return together >= 1 and any(len(w) >= 4 for w in set(a.split()) & set(b.split()))
+        return together >= 2 and any(len(w) >= 4 for w in set(a.split()) & set(b.split()))
 
     def _regroup(self) -> list[Cluster]:
         """Recompute the groups of admitted terms; a group keeps the id most of its terms had; new
