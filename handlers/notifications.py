@@ -1,6 +1,7 @@
 """Notification preferences on /omni: `NOTIFICACAO_CONFIGURAR` stores the types a user wants, and
 per-recipient fan-out filters keep `NOTIFICACAO_GERAL`, `EXECUCAO_CONCLUIDA` and `EXECUCAO_ERRO`
-away from every connection of a user who turned their type off, on every instance.
+away from every connection of a user who turned their type off, on every instance — except, for an
+execution's end, the connections following that execution (in `execution:{id}`).
 
 Preferences live in `gateway.prefs` (Redis when configured). Each instance caches those of the
 users connected to it, loaded when a user's first connection joins and dropped when the last one
@@ -149,5 +150,12 @@ class NotificationHandlers(PonteNamespace):
 
     def _keep_type(self, tipo: str) -> Callable[[str, Any], bool]:
         def keep(sid: str, data: Any) -> bool:
-            return self.admits(sid, tipo)
+            return self.admits(sid, tipo) or self.watching(sid, data)
         return keep
+
+    def watching(self, sid: str, data: Any) -> bool:
+        """True for a connection in the execution's room (it started or consulted it): an execution's
+        end always reaches those following it; preferences only spare the user's other connections."""
+        execution_id = data.get("execucao_id") if isinstance(data, dict) else None
+        return execution_id is not None and f"execution:{execution_id}" in self.server.manager.get_rooms(
+            sid, self.namespace)

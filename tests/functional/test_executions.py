@@ -238,3 +238,18 @@ async def test_a_reconnecting_client_consults_its_execution(server: Any, raw: An
         url = server.make_url(f"/api/v1/executions/{execution_id}")
         async with http.get(url, headers={"Authorization": f"Bearer {make_token('alice')}"}) as response:
             assert (await response.json())["event"] == "EXECUCAO_CONCLUIDA"
+
+
+async def test_preferences_spare_only_the_connections_not_watching(server: Any, raw: Any,
+                                                                   blog_site: BlogSite) -> None:
+    """With execucao_concluida turned off, the starting connection still gets the end, another one does not."""
+    ws, other = await raw("/ws", make_token("alice")), await raw("/ws", make_token("alice"))
+    await ws.send({"event": "NOTIFICACAO_CONFIGURAR", "data": {"tipos": ["info"], "canal": "websocket"}})
+    await ws.recv_kind("NOTIFICACAO_CONFIGURADA")
+    await started(ws, blog_site.url, profundidade=1)
+    assert (await until_final(ws))[-1]["event"] == "EXECUCAO_CONCLUIDA"
+    await other.send({"event": "SESSAO_PING", "data": {"request_id": "last"}})
+    seen = []
+    while (message := await other.recv())["event"] != "SESSAO_PONG":
+        seen.append(message["event"])
+    assert "EXECUCAO_STATUS" in seen and "EXECUCAO_CONCLUIDA" not in seen
