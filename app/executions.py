@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.keywords.crawler import Crawler
+from engines.keywords.extract import analyse_html
 from engines.keywords.model import CrawlLimits, SiteUnreachable, UnsafeURL
 from engines.keywords.runner import ClusterFormed, ExecutionRunner, Finished, KeywordFound, PageDone, RunEvent
 from handlers.errors import RECOMMENDATIONS
@@ -282,7 +283,7 @@ class ExecutionService:
     def _executor(self) -> ProcessPoolExecutor:
         """The extraction workers, started on first use (forkserver: never fork a running event loop)."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.settings.extract_workers,
+            self._pool = ProcessPoolExecutor(self.settings.extract_workers, initializer=warm_up,
                                              mp_context=multiprocessing.get_context("forkserver"))
         return self._pool
 
@@ -290,6 +291,11 @@ class ExecutionService:
         if not self._hooked:
             self.sio.manager.controls[CONTROL] = self._on_control
             self._hooked = True
+
+
+def warm_up() -> None:
+    """Import the extraction libraries when a worker starts, not on its first page."""
+    analyse_html("<p>início</p>", "http://localhost/")
 
 
 def _keyword(keyword: Any) -> dict[str, Any]:

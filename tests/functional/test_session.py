@@ -130,13 +130,8 @@ async def test_investigations_endpoint_heartbeat(raw: Any, settings_overrides: A
     cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
 
 
-async def test_not_yet_served_events_get_a_clear_error(raw: Any, sio: Any) -> None:
-    """Execution and chat events are validated, then answered as not available yet, never dropped."""
-    ws = await raw("/ws", make_token())
-    await ws.send({"event": "EXECUCAO_INICIAR", "data": {"blog_url": "https://exemplo.com", "request_id": "r9"}})
-    data = omni_valid(await ws.recv())
-    assert data["codigo"] == "SYSTEM_ERROR" and "EXECUCAO_INICIAR" in data["mensagem"]
-    assert data["request_id"] == "r9" and data["detalhes"]["motivo"] == "not_available"
+async def test_not_yet_served_events_get_a_clear_error(sio: Any) -> None:
+    """Chat messages are validated, then answered as not available yet, never dropped."""
     io = await sio("/chat", auth={"session_id": "s4"})
     await io.emit("chat", {"message": "Investigar contratos do ministério"})
     error = await io.recv_kind("error")

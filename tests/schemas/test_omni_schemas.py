@@ -246,6 +246,7 @@ def test_maps_cover_contract() -> None:
     """The dispatch maps list exactly the agreed event names."""
     assert set(omni.INBOUND) == {
         "EXECUCAO_INICIAR", "EXECUCAO_PAUSAR", "EXECUCAO_RESUMIR", "EXECUCAO_CANCELAR",
+        "EXECUCAO_CONSULTAR",  # Ponte's addition: a reconnecting client asks for its execution's state
         "NOTIFICACAO_CONFIGURAR", "MONITORAMENTO_INICIAR", "MONITORAMENTO_PARAR", "SESSAO_PING",
         "ping", "heartbeat",
     }
