@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from conftest import RedisProcess, free_port, make_token
+from tests.fixtures.blog import BlogSite
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -60,11 +62,28 @@ def app_token(env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(redis_url: str | None) -> Iterator[dict[str, str]]:
+def blog_url() -> Iterator[str]:
+    """The fixture blog, served from a thread of its own for the whole module (the execution example crawls it)."""
+    loop = asyncio.new_event_loop()
+    site = BlogSite()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(site.__aenter__(), loop).result(10)
+    try:
+        yield site.url
+    finally:
+        asyncio.run_coroutine_threadsafe(site.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(redis_url: str | None, blog_url: str) -> Iterator[dict[str, str]]:
     """`python -m app` running as a user would run it, with Redis when there is one; yields the
     environment for clients (PONTE_URL, TOKEN, PUBLISH_TOKEN and REDIS_URL when there is Redis)."""
     port = free_port()
-    env = {**os.environ, "JWT_SECRET": SECRET, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "JWT_SECRET": SECRET, "PORT": str(port), "PYTHONUNBUFFERED": "1",
+           "ALLOW_PRIVATE_URLS": "true", "BLOG_URL": blog_url}  # the blog to crawl is on 127.0.0.1
     env.pop("REDIS_URL", None)
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
@@ -117,6 +136,9 @@ def test_python_example_runs(served: dict[str, str], index: int) -> None:
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+    if "EXECUCAO_INICIAR" in python_examples()[index]:  # the execution example crawls the fixture blog to the end
+        assert "EXECUCAO_CONCLUIDA" in result.stdout and "posicao,termo,frequencia" in result.stdout, result.stdout
+        assert "cluster café" in result.stdout or "cluster solar" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("index", range(len(publishing_examples())))
