@@ -26,7 +26,7 @@ class Contract:
 class Progress:
     """A stage started or advanced: becomes `investigation_progress`."""
 
-    update_type: str  # the stage: "loading", "baseline", "price_outliers", "concentration", …, "completed"
+    stage: str  # "analyzing_contracts", "checking_concentration", …, "completed"
     progress: float  # 0–100, for the whole analysis
     message: str  # "Analisando 1.234 contratos..."
 
