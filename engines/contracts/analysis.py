@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from .model import Anomaly, Contract, Finding, Progress, Step
+from .model import Anomaly, Contract, Finding, Progress, Severity, Step
 
 # Lei 14.133/2021, art. 75, II (compras e outros serviços), as updated by Decreto 12.343/2024 for 2025.
 DIRECT_PURCHASE_LIMIT = 62_725.59
@@ -108,8 +108,8 @@ def price_check(contract: Contract, baseline: tuple[float, float, int], rules: R
         return None
     expected = median * (contract.quantity or 1)
     excess = contract.value - expected
-    severity = ("critical" if ratio >= 5 or excess >= 1_000_000 else
-                "high" if ratio >= 2.5 or excess >= 100_000 else "medium")
+    severity: Severity = ("critical" if ratio >= 5 or excess >= 1_000_000 else
+                          "high" if ratio >= 2.5 or excess >= 100_000 else "medium")
     return Anomaly("price_outlier", severity, f"Preço {round((ratio - 1) * 100)}% acima da mediana de {peers} "
                    f"contratos semelhantes ({contract.item})", contract.contract_id, round(expected, 2),
                    contract.value, {"unit_price": round(price, 2), "median_unit_price": round(median, 2),
@@ -155,7 +155,7 @@ def split_purchases(contracts: Sequence[Contract], rules: Rules) -> Iterator[Ano
             window = [c for c in group[start:] if (c.date - group[start].date).days <= rules.split_window_days]
             total = sum(c.value for c in window)
             if len(window) >= 3 and total > limit:
-                severity = "critical" if total >= 5 * limit else "high" if total >= 2 * limit else "medium"
+                severity: Severity = "critical" if total >= 5 * limit else "high" if total >= 2 * limit else "medium"
                 yield Anomaly("split_purchase", severity,
                               f"{len(window)} compras de {item} a {supplier} em {rules.split_window_days} dias, "
                               f"cada uma abaixo do limite de dispensa, somam {brl(total)}", window[0].contract_id,
