@@ -1,0 +1,231 @@
+"""Investigations as a service: create, run the analysis off the event loop, stream its steps to
+`investigation:{id}` (on `/investigations` and on `/chat`), keep the document and the report.
+
+Who may see an investigation: the user whose token created it, the anonymous chat session that
+created it (proved by its `session_id`), and tokens holding the `investigations` scope.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import threading
+import time
+from typing import Any, Sequence
+
+from engines.contracts.analysis import analyse
+from engines.contracts.model import Anomaly, Contract, Finding, Progress, Step
+from engines.contracts.report import build_report
+from engines.contracts.source import ContractSource, SourceError
+
+from .auth import Principal
+from .errors import RATE_LIMIT_ERROR, PonteError
+from .records import RecordStore, RecordStoreError
+from .settings import Settings
+
+log = logging.getLogger("ponte.investigations")
+
+KIND = "investigation"
+NAMESPACES = ("/investigations", "/chat")
+QUEUE_SIZE = 256  # analysis steps waiting for the event loop
+MAX_STORED_ANOMALIES = 1000  # per document; the counts stay exact
+SAVE_EVERY = 1.0
+DONE = object()
+
+
+def visible(doc: dict[str, Any], principal: Principal, session_id: str | None) -> bool:
+    """True when this principal (or anonymous chat session) may see the investigation."""
+    if principal.allows("investigations"):
+        return True
+    if not principal.anonymous and doc.get("creator_sub") == principal.sub:
+        return True
+    return bool(session_id) and doc.get("creator_session") == session_id and doc.get("creator_sub") is None
+
+
+def view(doc: dict[str, Any]) -> dict[str, Any]:
+    """What clients and agents see of an investigation (the report itself is served apart)."""
+    keys = ("investigation_id", "title", "status", "progress", "message", "query", "source", "source_label",
+            "records", "anomalies", "findings", "report_url", "summary", "created_at", "error")
+    return {key: doc.get(key) for key in keys}
+
+
+class InvestigationService:
+    """Runs investigations on this instance; their documents are in the record store for every instance."""
+
+    def __init__(self, sio: Any, settings: Settings, records: RecordStore) -> None:
+        self.sio, self.settings, self.records = sio, settings, records
+        self.source: ContractSource | None = None  # set by the app once its HTTP session exists
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.latest: dict[str, str] = {}  # chat session → its latest investigation (bounded)
+
+    async def create(self, creator_sub: str | None, creator_session: str | None, origin: str, *,
+                     contracts: Sequence[Contract] | None = None, query: str | None = None,
+                     title: str | None = None) -> dict[str, Any]:
+        """Register an investigation and start analysing it; its first document."""
+        if len(self.tasks) >= self.settings.max_investigations:
+            raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
+                             {"limite": self.settings.max_investigations})
+        year = datetime.date.today().year
+        number = await self.records.next_number(f"investigation:{year}")
+        inv_id = f"INV-{year}-{number:03d}"
+        base = self.settings.public_url or origin
+        doc: dict[str, Any] = {
+            "investigation_id": inv_id, "title": title or query or inv_id, "query": query,
+            "creator_sub": creator_sub, "creator_session": creator_session, "status": "queued", "progress": 0.0,
+            "message": "Na fila", "records": len(contracts or ()),
+            "source": "upload" if contracts is not None else None,
+            "source_label": "contratos enviados" if contracts is not None else None,
+            "anomalies": [], "anomalies_total": 0, "findings": [], "summary": {}, "report_url": None,
+            "report_base": f"{base}/api/v1/investigations/{inv_id}/report",
+            "created_at": time.time(), "updated_at": time.time()}
+        await self.records.put(KIND, inv_id, doc)
+        if creator_session:
+            self.latest[creator_session] = inv_id
+            while len(self.latest) > 10_000:
+                del self.latest[next(iter(self.latest))]
+        task = asyncio.get_running_loop().create_task(self._run(doc, contracts))
+        self.tasks[inv_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(inv_id, None))
+        return doc
+
+    async def get(self, inv_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.records.get(KIND, inv_id)
+        except RecordStoreError as exc:
+            log.warning("investigation %s not read: %s", inv_id, exc)
+            return None
+
+    async def close(self) -> None:
+        """Stop the analyses of this instance; they are recorded as failed."""
+        for task in list(self.tasks.values()):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=5)
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    async def _run(self, doc: dict[str, Any], contracts: Sequence[Contract] | None) -> None:
+        try:
+            if contracts is None:
+                contracts = await self._load(doc)
+            doc.update(status="running", records=len(contracts))
+            await self._steps(doc, contracts)
+        except asyncio.CancelledError:
+            await self._fail(doc, "o servidor foi reiniciado durante a análise")
+            raise
+        except SourceError as exc:
+            await self._fail(doc, str(exc))
+        except Exception:  # noqa: BLE001 - the followers get a failed status, the server goes on
+            log.exception("investigation %s failed", doc["investigation_id"])
+            await self._fail(doc, "erro interno durante a análise")
+
+    async def _load(self, doc: dict[str, Any]) -> Sequence[Contract]:
+        if self.source is None:
+            raise SourceError("nenhuma fonte de contratos configurada")
+        doc.update(source=self.source.name, source_label=self.source.label)
+        await self._progress(doc, Progress("loading_contracts", 1.0, f"Buscando contratos em {self.source.label}..."))
+        return await self.source.search(doc["query"] or "", self.settings.max_investigation_records)
+
+    async def _steps(self, doc: dict[str, Any], contracts: Sequence[Contract]) -> None:
+        """Run the analysis in a worker thread; its steps come back through a bounded queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
+        stop = threading.Event()
+        worker = loop.run_in_executor(None, produce, contracts, queue, loop, stop)
+        try:
+            while (step := await queue.get()) is not DONE:
+                if isinstance(step, BaseException):
+                    raise step
+                await self._step(doc, step)
+        finally:
+            stop.set()
+            await asyncio.shield(worker)
+
+    async def _step(self, doc: dict[str, Any], step: Step) -> None:
+        if isinstance(step, Anomaly):
+            data = anomaly_data(doc["investigation_id"], step)
+            doc["anomalies_total"] += 1
+            if len(doc["anomalies"]) < MAX_STORED_ANOMALIES:
+                doc["anomalies"].append(data)
+            await self.emit(doc, "anomaly_detected", data)
+        elif isinstance(step, Finding):
+            data = {"investigation_id": doc["investigation_id"], "agent_id": step.agent_id,
+                    "agent_name": step.agent_name, "finding": step.finding, "confidence": step.confidence,
+                    "details": step.details}
+            doc["findings"].append(data)
+            await self.emit(doc, "agent_finding", data)
+        elif step.stage == "completed":
+            await self._complete(doc, step)
+        else:
+            await self._progress(doc, step)
+
+    async def _complete(self, doc: dict[str, Any], step: Progress) -> None:
+        report = build_report(doc, doc["records"], doc["anomalies"], doc["findings"])
+        summary = {"contracts": doc["records"], "anomalies": doc["anomalies_total"],
+                   "by_severity": report["by_severity"], "by_kind": report["by_kind"]}
+        doc.update(status="completed", summary=summary, report=report, report_url=doc["report_base"])
+        await self._progress(doc, step, update_type="completed", force=True)
+        await self.emit(doc, "report_ready", {"investigation_id": doc["investigation_id"],
+                                              "report_url": doc["report_base"], "formats": ["json", "md", "html"],
+                                              "summary": step.message})
+
+    async def _progress(self, doc: dict[str, Any], step: Progress, update_type: str = "progress",
+                        force: bool = False) -> None:
+        doc.update(progress=step.progress, message=step.message, stage=step.stage)
+        await self.emit(doc, "investigation_progress", {
+            "investigation_id": doc["investigation_id"], "update_type": update_type, "progress": step.progress,
+            "status": step.stage, "message": step.message})
+        await self._save(doc, force)
+
+    async def _fail(self, doc: dict[str, Any], reason: str) -> None:
+        doc.update(status="failed", error=reason, message=reason)
+        await self.emit(doc, "investigation_progress", {
+            "investigation_id": doc["investigation_id"], "update_type": "failed", "progress": doc["progress"],
+            "status": "failed", "message": reason})
+        await self._save(doc, True)
+
+    async def emit(self, doc: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+        for namespace in NAMESPACES:
+            await self.sio.emit(event, data, namespace=namespace, to=f"investigation:{doc['investigation_id']}")
+
+    async def _save(self, doc: dict[str, Any], force: bool = False) -> None:
+        now = time.time()
+        if not force and now - doc["updated_at"] < SAVE_EVERY:
+            return
+        doc["updated_at"] = now
+        try:
+            await self.records.put(KIND, doc["investigation_id"], doc)
+        except RecordStoreError as exc:
+            log.warning("investigation %s not recorded: %s", doc["investigation_id"], exc)
+
+
+def produce(contracts: Sequence[Contract], queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop,
+            stop: threading.Event) -> None:
+    """The worker thread: the analysis' steps into the queue, waiting while it is full, until stopped."""
+    try:
+        for step in analyse(contracts):
+            if not hand_over(step, queue, loop, stop):
+                return
+        hand_over(DONE, queue, loop, stop)
+    except Exception as exc:  # noqa: BLE001 - re-raised on the event loop
+        hand_over(exc, queue, loop, stop)
+        hand_over(DONE, queue, loop, stop)
+
+
+def hand_over(item: Any, queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop, stop: threading.Event) -> bool:
+    future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+    while not stop.is_set():
+        try:
+            future.result(0.2)
+            return True
+        except TimeoutError:
+            continue
+    future.cancel()
+    return False
+
+
+def anomaly_data(inv_id: str, anomaly: Anomaly) -> dict[str, Any]:
+    """The `anomaly_detected` payload: the evidence in `details`, the rule as `kind`."""
+    return {"investigation_id": inv_id, "severity": anomaly.severity, "description": anomaly.description,
+            "details": {"contract_id": anomaly.contract_id, "expected_value": anomaly.expected_value,
+                        "actual_value": anomaly.actual_value, "kind": anomaly.kind, **anomaly.details}}

@@ -1,0 +1,160 @@
+"""`POST /api/v1/investigations` (contracts as JSON or CSV), `GET /api/v1/investigations/{id}` (state and
+findings so far) and `GET /api/v1/investigations/{id}/report?format=json|md|html`.
+
+A request carries a token (`Authorization: Bearer` or `?token=`) or, for an anonymous chat session,
+its `?session_id=`: the creator is that user or that session, and only it (or a token with the
+`investigations` scope) may read the investigation afterwards.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from engines.contracts.records import RecordError, parse_csv, parse_json
+from engines.contracts.report import render_html, render_markdown
+from handlers.chat import checked_id
+from handlers.executions import origin_params
+
+from .auth import AuthError, Principal, find_token
+from .errors import AUTHENTICATION_ERROR, PonteError
+from .investigations import view, visible
+from .keys import GATEWAY_KEY
+from .publish import Refused
+
+MAX_UPLOAD = 32 * 1024 * 1024
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/investigations", create)
+    app.router.add_get("/api/v1/investigations/{id}", state)
+    app.router.add_get("/api/v1/investigations/{id}/report", report)
+
+
+async def create(request: web.Request) -> web.Response:
+    """Start an investigation of the uploaded contracts: 201 with its id and URLs."""
+    try:
+        principal, session_id = caller(request)
+        contracts, title = await upload(request)
+        service = request.app[GATEWAY_KEY].services["investigations"]
+        doc = await service.create(None if principal.anonymous else principal.sub, session_id,
+                                   origin_params(request)["origin"], contracts=contracts, title=title)
+    except Refused as exc:
+        return exc.response()
+    except PonteError as exc:
+        return Refused(exc.message, None, 429, exc.code).response()
+    inv_id = doc["investigation_id"]
+    base = doc["report_base"].removesuffix("/report")
+    return web.json_response({"investigation_id": inv_id, "status": doc["status"], "records": doc["records"],
+                              "url": base, "ws_url": ws_url(base, inv_id), "report_url": doc["report_base"]},
+                             status=201)
+
+
+async def state(request: web.Request) -> web.Response:
+    try:
+        doc = await readable(request)
+    except Refused as exc:
+        return exc.response()
+    return web.json_response(view(doc))
+
+
+async def report(request: web.Request) -> web.Response:
+    """The report once ready (409 before), as JSON, Markdown or HTML."""
+    try:
+        doc = await readable(request)
+        kind = request.query.get("format", "json")
+        if kind not in ("json", "md", "html"):
+            raise Refused("format: json, md ou html", "format")
+        if doc.get("report") is None:
+            raise Refused(f"o relatório ainda não está pronto (status {doc['status']}, {doc['progress']:.0f}%)",
+                          None, 409, "NOT_READY")
+    except Refused as exc:
+        return exc.response()
+    if kind == "md":
+        return web.Response(text=render_markdown(doc["report"]), content_type="text/markdown", charset="utf-8")
+    if kind == "html":
+        return web.Response(text=render_html(doc["report"]), content_type="text/html", charset="utf-8")
+    return web.json_response(doc["report"])
+
+
+def caller(request: web.Request) -> tuple[Principal, str | None]:
+    """The token's principal, or an anonymous one for the chat session named by `session_id`."""
+    session_id = request.query.get("session_id")
+    if session_id is not None:
+        try:
+            session_id = checked_id("session_id", session_id)
+        except PonteError as exc:
+            raise Refused(exc.message, "session_id") from None
+    token = find_token(request.headers, request.query, None)
+    if token is None:
+        if session_id is None:
+            raise Refused("envie um token ou o session_id da sessão de chat", None, 401, AUTHENTICATION_ERROR)
+        return Principal.anonymous_one(), session_id
+    try:
+        return request.app[GATEWAY_KEY].verifier.verify(token), session_id
+    except AuthError as exc:
+        raise Refused(exc.message, None, 401, AUTHENTICATION_ERROR) from None
+
+
+async def readable(request: web.Request) -> dict[str, Any]:
+    """The investigation, if the caller may read it (401, 404 otherwise: its existence is not revealed)."""
+    principal, session_id = caller(request)
+    doc = await request.app[GATEWAY_KEY].services["investigations"].get(request.match_info["id"])
+    if doc is None or not visible(doc, principal, session_id):
+        raise Refused("investigação não encontrada", None, 404, "NOT_FOUND")
+    return dict(doc)
+
+
+async def upload(request: web.Request) -> tuple[list[Any], str | None]:
+    """The contracts of a JSON body (`{"records": [...], "title"}` or a list), a CSV body, or a
+    multipart upload with a `file` part."""
+    limit = request.app[GATEWAY_KEY].settings.max_investigation_records
+    try:
+        if request.content_type == "multipart/form-data":
+            return parse_csv(await multipart_csv(request), limit), None
+        body = await read(request)
+        if request.content_type in ("text/csv", "text/plain"):
+            return parse_csv(body.decode("utf-8-sig"), limit), None
+        data = json.loads(body)
+    except RecordError as exc:
+        raise Refused(exc.message, exc.field or "records") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Refused("corpo inválido: JSON com records, ou CSV (text/csv)") from None
+    records, title = (data.get("records"), data.get("title")) if isinstance(data, dict) else (data, None)
+    if title is not None and (not isinstance(title, str) or len(title) > 200):
+        raise Refused("title: texto de até 200 caracteres", "title")
+    try:
+        return parse_json(records, limit), title
+    except RecordError as exc:
+        raise Refused(exc.message, f"records.{exc.row - 1}.{exc.field}" if exc.field else "records") from None
+
+
+async def read(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_UPLOAD:
+        raise Refused(f"corpo acima de {MAX_UPLOAD} bytes", None, 413)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_UPLOAD:
+            raise Refused(f"corpo acima de {MAX_UPLOAD} bytes", None, 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def multipart_csv(request: web.Request) -> str:
+    reader = await request.multipart()
+    async for part in reader:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                data += chunk
+                if len(data) > MAX_UPLOAD:
+                    raise Refused(f"arquivo acima de {MAX_UPLOAD} bytes", "file", 413)
+            return bytes(data).decode("utf-8-sig")
+    raise Refused("multipart sem a parte file", "file")
+
+
+def ws_url(base: str, inv_id: str) -> str:
+    root = base.removesuffix(f"/api/v1/investigations/{inv_id}")
+    return root.replace("http", "ws", 1) + f"/api/v1/ws/investigations/{inv_id}"
