@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any, AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from handlers.base import Gateway, PonteNamespace
@@ -19,12 +20,16 @@ from schemas import cidadao as schemas_cidadao
 from schemas import omni as schemas_omni
 
 from . import ops, origins
-from . import downloads, publish
+from engines.agents.router import build_router
+from engines.contracts.source import make_source
+
+from . import downloads, investigations_api, publish
 from .audit import AuditLog
 from .auth import TokenVerifier
 from .bridge import Endpoint, RawBridge, heartbeat_round
 from .codecs import cidadao, now_iso, omni
 from .executions import TOUCH_EVERY, ExecutionService
+from .investigations import InvestigationService
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
 from .metrics import Metrics
@@ -67,11 +72,14 @@ def create_app(settings: Settings) -> web.Application:
                       records=records)
     app[GATEWAY_KEY] = gateway
     gateway.services["executions"] = ExecutionService(sio, settings, records)
+    gateway.services["investigations"] = InvestigationService(sio, settings, records)
+    gateway.services["agents"] = build_router(None, None, None, None, None)  # until the HTTP session exists
     for path, namespace_class in NAMESPACES.items():
         sio.register_namespace(namespace_class(path, gateway))
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
     publish.add_routes(app)
     downloads.add_routes(app)
+    investigations_api.add_routes(app)
     ops.add_routes(app, sio, metrics)
     app.cleanup_ctx.append(background_tasks)
     app.on_shutdown.append(close_clients)
@@ -110,7 +118,12 @@ def known_events() -> set[str]:
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The sweeper (idle clients, expired tokens) and the investigations heartbeat."""
     sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
-    executions = app[GATEWAY_KEY].services["executions"]
+    services = app[GATEWAY_KEY].services
+    executions, investigations = services["executions"], services["investigations"]
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=settings.chat_timeout))
+    investigations.source = make_source(settings.contracts_source, settings.transparencia_api_key, http)
+    services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
+                                      settings.agent_backend_url, http)
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
@@ -119,6 +132,8 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(TOUCH_EVERY, executions.touch))]
     yield
     await executions.close()
+    await investigations.close()
+    await http.close()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

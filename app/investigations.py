@@ -60,8 +60,9 @@ class InvestigationService:
 
     async def create(self, creator_sub: str | None, creator_session: str | None, origin: str, *,
                      contracts: Sequence[Contract] | None = None, query: str | None = None,
-                     title: str | None = None) -> dict[str, Any]:
-        """Register an investigation and start analysing it; its first document."""
+                     title: str | None = None, before_start: Any = None) -> dict[str, Any]:
+        """Register an investigation and start analysing it; its first document. `before_start(id)`
+        runs before the first event can be emitted (to put followers in its room)."""
         if len(self.tasks) >= self.settings.max_investigations:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
                              {"limite": self.settings.max_investigations})
@@ -83,6 +84,8 @@ class InvestigationService:
             self.latest[creator_session] = inv_id
             while len(self.latest) > 10_000:
                 del self.latest[next(iter(self.latest))]
+        if before_start is not None:
+            await before_start(inv_id)
         task = asyncio.get_running_loop().create_task(self._run(doc, contracts))
         self.tasks[inv_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(inv_id, None))
@@ -197,6 +200,29 @@ class InvestigationService:
             await self.records.put(KIND, doc["investigation_id"], doc)
         except RecordStoreError as exc:
             log.warning("investigation %s not recorded: %s", doc["investigation_id"], exc)
+
+
+class SessionDesk:
+    """The investigations one chat session may start and see (what its agents are given)."""
+
+    def __init__(self, service: InvestigationService, session_id: str, principal: Principal, origin: str,
+                 follow: Any = None) -> None:
+        self.service, self.session_id, self.principal, self.origin = service, session_id, principal, origin
+        self.follow = follow  # async (investigation id) → None: the session's clients join its room
+
+    async def start(self, query: str) -> dict[str, Any]:
+        creator = None if self.principal.anonymous else self.principal.sub
+        doc = await self.service.create(creator, self.session_id, self.origin, query=query, title=query[:200],
+                                        before_start=self.follow)
+        return view(doc)
+
+    async def latest(self) -> dict[str, Any] | None:
+        inv_id = self.service.latest.get(self.session_id)
+        return await self.get(inv_id) if inv_id else None
+
+    async def get(self, investigation_id: str) -> dict[str, Any] | None:
+        doc = await self.service.get(investigation_id)
+        return view(doc) if doc is not None and visible(doc, self.principal, self.session_id) else None
 
 
 def produce(contracts: Sequence[Contract], queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop,

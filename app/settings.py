@@ -88,6 +88,8 @@ class Settings(BaseModel):
             raise ValueError("JWT_PUBLIC_KEY is required for " + ",".join(asym))
         if sym and not self.jwt_secret:
             raise ValueError("JWT_SECRET is required for " + ",".join(sym))
+        if self.contracts_source == "transparencia" and not self.transparencia_api_key:
+            raise ValueError("TRANSPARENCIA_API_KEY is required for CONTRACTS_SOURCE=transparencia")
         return self
 
     @property

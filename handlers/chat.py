@@ -2,23 +2,36 @@
 
 Auth is optional, as the document says; an anonymous principal may only chat in its session.
 A session opened with a token belongs to that user: other users cannot join it.
+
+`chat` → the user's message to the session's other clients → `typing {agent: "processing"}` → the
+agent's answer streamed to the session room as `chat` chunks (`chunk: true`), then one completion
+message with the whole answer (`chunk: false, done: true`). One answer at a time per session (on this
+instance): a `chat` while one is streaming gets `RATE_LIMIT`.
 """
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from typing import Any
 
+import aiohttp
 from pydantic import TypeAdapter, ValidationError
 
 from app.auth import Principal
-from app.errors import PERMISSION_ERROR, VALIDATION_ERROR, PonteError
+from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
+from app.investigations import SessionDesk, visible
+from engines.agents.base import AgentError, ChatContext
 from schemas import cidadao
 from schemas._base import SafeId
 
 from .base import Client, PonteNamespace
+from .executions import origin_params
 from .session import CidadaoSession
 
 MAX_SUBSCRIPTIONS = 32
+MAX_HISTORY = 20  # messages per session given to agents
+MAX_SESSIONS = 10_000  # sessions whose history is kept on this instance
 WELCOME = "Conectado ao Cidadão.AI em tempo real"
 _safe_id = TypeAdapter(SafeId)
 
@@ -36,8 +49,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
     """Session room, typing indicators and investigation subscriptions."""
 
     inbound = cidadao.CHAT_INBOUND
-    scopes = {"chat": "chat", "typing": "chat", "subscribe": "investigations",
-              "unsubscribe": "investigations"}
+    scopes = {"chat": "chat", "typing": "chat"}  # subscriptions are checked per investigation
     auth_required = False
     event_field = "type"
     params = ("session_id",)
@@ -46,6 +58,13 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
         super().__init__(namespace, gateway)
         self.owners: dict[str, str | None] = {}  # session id → owning user (None: anonymous)
         self.members: dict[str, int] = {}
+        self.answering: set[str] = set()  # sessions with an answer streaming
+        self.history: dict[str, list[dict[str, str]]] = {}
+
+    def _handshake(self, request: Any, auth: dict[str, Any]) -> Client:
+        client = super()._handshake(request, auth)
+        client.params = {**client.params, **origin_params(request)}  # where report URLs point
+        return client
 
     def anonymous(self) -> Principal:
         return Principal(sub=Principal.anonymous_one().sub, scopes=frozenset({"chat"}), anonymous=True)
@@ -90,10 +109,85 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
         room = f"investigation:{data.investigation_id}"
         if room not in rooms and sum(r.startswith("investigation:") for r in rooms) >= MAX_SUBSCRIPTIONS:
             raise PonteError(VALIDATION_ERROR, f"no máximo {MAX_SUBSCRIPTIONS} investigações por conexão")
+        doc = await self.gateway.services["investigations"].get(data.investigation_id)
+        if not client.principal.allows("investigations"):
+            if doc is None:
+                raise PonteError("NOT_FOUND", f"investigação desconhecida: {data.investigation_id}",
+                                 {"campo": "investigation_id"})
+            if not visible(doc, client.principal, client.params["session_id"]):
+                raise PonteError(PERMISSION_ERROR, "esta investigação pertence a outro usuário")
         await self.enter_room(sid, room)
         await self.emit("subscribed", {"investigation_id": data.investigation_id, "status": "subscribed"}, to=sid)
+        if doc is not None:
+            await self.emit("investigation_progress", snapshot(doc), to=sid)
 
     async def on_unsubscribe(self, sid: str, client: Client, data: Any) -> None:
         await self.leave_room(sid, f"investigation:{data.investigation_id}")
         await self.emit("unsubscribed", {"investigation_id": data.investigation_id, "status": "unsubscribed"},
                         to=sid)
+
+    async def on_chat(self, sid: str, client: Client, data: Any) -> None:
+        session_id = client.params["session_id"]
+        if session_id in self.answering:
+            raise PonteError(RATE_LIMIT_ERROR, "uma resposta já está em andamento nesta sessão; aguarde",
+                             {"motivo": "answer_in_flight"})
+        self.answering.add(session_id)
+        await self.emit("chat", {"role": "user", "content": data.message, "chunk": False},
+                        room=f"session:{session_id}", skip_sid=sid)
+        self.spawn(self._answer(session_id, client, data.message))
+
+    async def _answer(self, session_id: str, client: Client, message: str) -> None:
+        """Stream one agent answer to the session; a failure is an `error` and the session goes on."""
+        room = f"session:{session_id}"
+        history = self.history.setdefault(session_id, [])
+        desk = SessionDesk(self.gateway.services["investigations"], session_id, client.principal,
+                           client.params.get("origin", ""), follow=lambda inv_id: self._follow(session_id, inv_id))
+        context = ChatContext(session_id, None if client.principal.anonymous else client.principal.sub, desk,
+                              list(history))
+        agent = self.gateway.services["agents"].route(message, context)
+        header = {"role": "assistant", "agent_id": agent.id, "agent_name": agent.name}
+        try:
+            await self.emit("typing", {"agent": "processing", "session_id": session_id, "is_typing": True}, room=room)
+            parts: list[str] = []
+            async with asyncio.timeout(self.gateway.settings.chat_timeout):
+                async for piece in agent.stream(message, context):
+                    parts.append(piece)
+                    await self.emit("chat", {**header, "content": piece, "chunk": True}, room=room)
+            answer = "".join(parts)
+            await self.emit("chat", {**header, "content": answer, "chunk": False, "done": True,
+                                     "message_id": uuid.uuid4().hex}, room=room)
+            remember(self.history, session_id, message, answer)
+        except AgentError as exc:
+            await self.emit("error", {"code": exc.code, "message": exc.message}, room=room)
+        except TimeoutError:
+            await self.emit("error", {"code": "TIMEOUT", "message": "o agente não respondeu a tempo"}, room=room)
+        except aiohttp.ClientError as exc:
+            await self.emit("error", {"code": "BACKEND_ERROR", "message": f"serviço de chat falhou "
+                                      f"({type(exc).__name__})"}, room=room)
+        except PonteError as exc:
+            await self.emit(*self.render_error(exc), room=room)
+        finally:
+            self.answering.discard(session_id)
+            await self.emit("typing", {"agent": "processing", "session_id": session_id, "is_typing": False},
+                            room=room)
+
+    async def _follow(self, session_id: str, investigation_id: str) -> None:
+        """Put the session's clients on this instance in a new investigation's room."""
+        for sid, _ in list(self.server.manager.get_participants(self.namespace, f"session:{session_id}")):
+            await self.enter_room(sid, f"investigation:{investigation_id}")
+
+
+def remember(history: dict[str, list[dict[str, str]]], session_id: str, message: str, answer: str) -> None:
+    """Keep the last MAX_HISTORY messages of at most MAX_SESSIONS sessions."""
+    entries = history.pop(session_id, [])  # re-inserted last: the oldest session is dropped first
+    entries += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
+    history[session_id] = entries[-MAX_HISTORY:]
+    while len(history) > MAX_SESSIONS:
+        del history[next(iter(history))]
+
+
+def snapshot(doc: dict[str, Any]) -> dict[str, Any]:
+    """An investigation's current state as an `investigation_progress` message."""
+    return {"investigation_id": doc["investigation_id"], "update_type": "snapshot",
+            "progress": float(doc.get("progress") or 0), "status": doc.get("stage") or doc["status"],
+            "message": doc.get("message") or ""}

@@ -130,14 +130,6 @@ async def test_investigations_endpoint_heartbeat(raw: Any, settings_overrides: A
     cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
 
 
-async def test_not_yet_served_events_get_a_clear_error(sio: Any) -> None:
-    """Chat messages are validated, then answered as not available yet, never dropped."""
-    io = await sio("/chat", auth={"session_id": "s4"})
-    await io.emit("chat", {"message": "Investigar contratos do ministério"})
-    error = await io.recv_kind("error")
-    assert error["code"] == "NOT_AVAILABLE" and "chat" in error["message"]
-
-
 def test_token_command_signs_with_the_configured_key() -> None:
     """`python -m app token` prints a token the server accepts, with user scopes by default."""
     env = {**os.environ, "JWT_SECRET": SECRET}

@@ -1,0 +1,144 @@
+"""Investigations end to end: created from chat or over HTTP, analysed for real, followed live, reported."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from conftest import error_parts, make_token
+from schemas import cidadao
+
+PLANTED = json.loads((Path(__file__).parents[2] / "engines/contracts/data/planted.json").read_text())
+SAMPLE = (Path(__file__).parents[2] / "engines/contracts/data/sample_contracts.csv").read_text()
+ORDER = ["investigation_progress", "anomaly_detected", "agent_finding", "investigation_progress", "report_ready"]
+
+
+def checked(message: dict[str, Any]) -> dict[str, Any]:
+    """A Cidadão.AI message's data, validated against the documented schema."""
+    assert set(message) == {"type", "data", "timestamp", "id"}
+    cidadao.OUTBOUND[message["type"]].model_validate(message["data"])
+    return dict(message["data"])
+
+
+async def follow(ws: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Investigation events up to report_ready (or a failure)."""
+    events = []
+    while True:
+        message = await ws.recv(timeout)
+        if message["type"] in ("investigation_progress", "anomaly_detected", "agent_finding", "report_ready"):
+            events.append({"type": message["type"], **checked(message)})
+            if message["type"] == "report_ready" or message["data"].get("update_type") == "failed":
+                return events
+
+
+def collapse(types: list[str]) -> list[str]:
+    """Consecutive repeats merged: the shape of a stream."""
+    return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+
+async def post(server: Any, body: Any, token: str | None = None, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **kwargs.pop("headers", {})}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.make_url("/api/v1/investigations"), headers=headers,
+                             **({"json": body} if body is not None else {}), **kwargs) as response:
+            return response.status, await response.json()
+
+
+async def test_an_investigation_from_chat_finds_every_planted_anomaly(raw: Any) -> None:
+    """Zumbi starts an investigation on the sample; the session follows it to report_ready, in documented order."""
+    ws = await raw("/api/v1/ws/chat/s-inv")
+    await ws.recv_kind("connection")
+    await ws.send({"type": "chat", "data": {"message": "Investigar contratos do Ministério da Saúde"}})
+    answer = await ws.recv_kind("chat")
+    assert answer["data"]["agent_id"] == "zumbi" and answer["data"]["chunk"] is True
+    events = await follow(ws)
+    assert collapse([e["type"] for e in events])[-3:] == ORDER[-3:]
+    assert collapse([e["type"] for e in events])[:2] == ORDER[:2]
+    progress = [e["progress"] for e in events if e["type"] == "investigation_progress"]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert events[0]["message"].startswith("Buscando contratos")
+
+
+async def test_uploaded_contracts_are_analysed_and_reported(server: Any, raw: Any) -> None:
+    """POST the sample as CSV: every planted anomaly arrives with its severity; the report matches the events."""
+    token = make_token("alice")
+    status, created = await post(server, None, token, data=SAMPLE.encode(), headers={"Content-Type": "text/csv"})
+    assert status == 201 and created["investigation_id"].startswith("INV-") and created["records"] > 5000
+    inv_id = created["investigation_id"]
+    ws = await raw(f"/api/v1/ws/investigations/{inv_id}", token)
+    await ws.recv_kind("connection")
+    events = await follow(ws)
+    anomalies = [e for e in events if e["type"] == "anomaly_detected"]
+    found = {(a["details"]["kind"], a["details"]["contract_id"]): a["severity"] for a in anomalies}
+    for planted in PLANTED["planted"]:
+        assert found.get((planted["kind"], planted["contract_ids"][0])) == planted["severity"], planted
+    clean = len(anomalies) - len(PLANTED["planted"])
+    assert clean <= 0.005 * created["records"]  # the bound on flagged clean contracts: 0.5%
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(created["report_url"]) as response:
+            report = await response.json()
+        async with http.get(created["report_url"], params={"format": "md"}) as response:
+            markdown = await response.text()
+        async with http.get(created["report_url"], params={"format": "html"}) as response:
+            page = await response.text()
+        async with http.get(created["url"]) as response:
+            state = await response.json()
+    assert report["anomalies_total"] == len(anomalies) and len(report["findings"]) == 3
+    assert {a["details"]["contract_id"] for a in report["anomalies"]} == {a["details"]["contract_id"] for a in anomalies}
+    assert markdown.startswith("# ") and "## Anomalias" in markdown and "<table>" in page
+    assert state["status"] == "completed" and state["report_url"] == created["report_url"]
+
+
+async def test_json_upload_and_bad_records(server: Any) -> None:
+    """A JSON list is accepted; a bad row is refused with 400 naming the row and field."""
+    rows = list(csv.DictReader(io.StringIO(SAMPLE)))[:50]
+    status, created = await post(server, {"records": rows, "title": "Amostra"}, make_token("alice"))
+    assert status == 201 and created["records"] == 50
+    rows[3]["value"] = "muito"
+    status, refused = await post(server, {"records": rows}, make_token("alice"))
+    assert status == 400 and refused["error"]["field"] == "records.3.value"
+    status, refused = await post(server, {"records": rows})
+    assert status == 401
+
+
+async def test_who_may_follow_an_investigation(server: Any, raw: Any, sio: Any) -> None:
+    """The creator and scope holders follow it; another user is refused with 1008 and a subscribe error."""
+    rows = list(csv.DictReader(io.StringIO(SAMPLE)))[:20]
+    status, created = await post(server, rows, make_token("alice", scopes=("chat",)))
+    inv_id = created["investigation_id"]
+    mine = await raw(f"/api/v1/ws/investigations/{inv_id}", make_token("alice", scopes=("chat",)))
+    assert (await mine.recv_kind("connection"))["data"]["investigation_id"] == inv_id
+    staff = await raw(f"/api/v1/ws/investigations/{inv_id}", make_token("auditor", scopes=("investigations",)))
+    await staff.recv_kind("connection")
+    other = await raw(f"/api/v1/ws/investigations/{inv_id}", make_token("bob", scopes=("chat",)))
+    code, _, _ = error_parts(await other.recv())
+    assert code == "PERMISSION_ERROR" and (await other.closed())[0] == 1008
+    chat = await sio("/chat", auth={"session_id": "bob-session", "token": make_token("bob", scopes=("chat",))})
+    await chat.emit("subscribe", {"investigation_id": inv_id})
+    assert (await chat.recv_kind("error"))["code"] == "PERMISSION_ERROR"
+    await chat.emit("subscribe", {"investigation_id": "INV-1999-999"})
+    assert (await chat.recv_kind("error"))["code"] == "NOT_FOUND"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(created["url"], params={"token": make_token("bob", scopes=("chat",))}) as response:
+            assert response.status == 404
+
+
+async def test_an_anonymous_session_follows_what_it_created(server: Any, raw: Any) -> None:
+    """An anonymous chat session's investigation is visible to that session only."""
+    rows = list(csv.DictReader(io.StringIO(SAMPLE)))[:20]
+    status, created = await post(server, rows, params={"session_id": "anon-1"})
+    assert status == 201
+    inv_id = created["investigation_id"]
+    ws = await raw(f"/api/v1/ws/investigations/{inv_id}?session_id=anon-1")
+    await ws.recv_kind("connection")
+    stranger = await raw(f"/api/v1/ws/investigations/{inv_id}?session_id=anon-2")
+    assert (await stranger.closed())[0] == 1008
+    chat = await raw("/api/v1/ws/chat/anon-1")
+    await chat.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
+    assert (await chat.recv_kind("subscribed"))["data"]["status"] == "subscribed"
+    assert (await chat.recv_kind("investigation_progress"))["data"]["update_type"] == "snapshot"
