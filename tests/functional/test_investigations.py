@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from conftest import error_parts, make_token
 from schemas import cidadao
@@ -89,7 +88,8 @@ async def test_uploaded_contracts_are_analysed_and_reported(server: Any, raw: An
         async with http.get(created["url"]) as response:
             state = await response.json()
     assert report["anomalies_total"] == len(anomalies) and len(report["findings"]) == 3
-    assert {a["details"]["contract_id"] for a in report["anomalies"]} == {a["details"]["contract_id"] for a in anomalies}
+    reported = {a["details"]["contract_id"] for a in report["anomalies"]}
+    assert reported == {a["details"]["contract_id"] for a in anomalies}
     assert markdown.startswith("# ") and "## Anomalias" in markdown and "<table>" in page
     assert state["status"] == "completed" and state["report_url"] == created["report_url"]
 
