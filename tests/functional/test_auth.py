@@ -373,24 +373,28 @@ async def test_missing_scope_is_permission_error_and_connection_stays(server: An
     assert (await io.recv_kind("SESSAO_PONG"))["request_id"] == "still"
 
 
-async def test_chat_subscribe_needs_investigations_scope(server: Any, raw: Any) -> None:
-    """On chat, `subscribe` without the `investigations` scope is PERMISSION_ERROR; ping still works."""
+async def test_chat_subscribe_to_an_unknown_investigation_needs_the_scope(server: Any, raw: Any) -> None:
+    """Without the `investigations` scope, subscribing to an investigation that is not yours is
+    NOT_FOUND when it does not exist (its existence is all you learn); ping still works."""
     client = await raw(CHAT, make_token("alice", scopes=("chat",)))
     await client.recv_kind("connection")
     await client.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
     code, _, details = error_parts(await client.recv_kind("error"))
-    assert code == "PERMISSION_ERROR" and details["escopo"] == "investigations"
+    assert code == "NOT_FOUND" and details["campo"] == "investigation_id"
     await ping(client, CHAT)
+    staff = await raw("/api/v1/ws/chat/staff", make_token("auditor", scopes=("chat", "investigations")))
+    await staff.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
+    assert (await staff.recv_kind("subscribed"))["data"]["investigation_id"] == "INV-1"
 
 
 async def test_anonymous_chat_can_ping_but_not_subscribe(server: Any, raw: Any) -> None:
-    """An anonymous chat client is welcomed and may ping, but subscribing is PERMISSION_ERROR."""
+    """An anonymous chat client is welcomed and may ping, but subscribing to what it did not create is refused."""
     client = await raw(CHAT)
     welcome = await client.recv_kind("connection")
     assert welcome["data"]["session_id"] == "s1"
     await ping(client, CHAT)
     await client.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
-    assert error_parts(await client.recv_kind("error"))[0] == "PERMISSION_ERROR"
+    assert error_parts(await client.recv_kind("error"))[0] == "NOT_FOUND"
     await ping(client, CHAT)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 from pathlib import Path
@@ -64,13 +65,14 @@ async def test_an_investigation_from_chat_finds_every_planted_anomaly(raw: Any) 
 
 
 async def test_uploaded_contracts_are_analysed_and_reported(server: Any, raw: Any) -> None:
-    """POST the sample as CSV: every planted anomaly arrives with its severity; the report matches the events."""
+    """POST the sample as CSV to a follower connected beforehand: every planted anomaly arrives with its
+    severity, and the report matches the events."""
     token = make_token("alice")
-    status, created = await post(server, None, token, data=SAMPLE.encode(), headers={"Content-Type": "text/csv"})
-    assert status == 201 and created["investigation_id"].startswith("INV-") and created["records"] > 5000
-    inv_id = created["investigation_id"]
-    ws = await raw(f"/api/v1/ws/investigations/{inv_id}", token)
+    first = f"INV-{datetime.date.today().year}-001"  # a fresh server's first id: followed before it exists
+    ws = await raw(f"/api/v1/ws/investigations/{first}", token)
     await ws.recv_kind("connection")
+    status, created = await post(server, None, token, data=SAMPLE.encode(), headers={"Content-Type": "text/csv"})
+    assert status == 201 and created["investigation_id"] == first and created["records"] > 5000
     events = await follow(ws)
     anomalies = [e for e in events if e["type"] == "anomaly_detected"]
     found = {(a["details"]["kind"], a["details"]["contract_id"]): a["severity"] for a in anomalies}
