@@ -139,6 +139,12 @@ def test_python_example_runs(served: dict[str, str], index: int) -> None:
     if "EXECUCAO_INICIAR" in python_examples()[index]:  # the execution example crawls the fixture blog to the end
         assert "EXECUCAO_CONCLUIDA" in result.stdout and "posicao,termo,frequencia" in result.stdout, result.stdout
         assert "cluster café" in result.stdout or "cluster solar" in result.stdout, result.stdout
+    if "report_ready" in python_examples()[index]:  # the walkthrough: agents answer, anomalies stream, report read
+        for expected in ("Zumbi dos Palmares: Iniciei", "anomalia: ", "Anita Garibaldi:", "Tiradentes:",
+                         "## Anomalias"):
+            assert expected in result.stdout, (expected, result.stdout)
+    if "text/csv" in python_examples()[index]:  # the upload finds the overpriced notebook
+        assert "INV-" in result.stdout and "19000" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("index", range(len(publishing_examples())))
