@@ -41,7 +41,6 @@ TRANSITIONS = {
     "resumir": (("pausada",), "em_andamento", "EXECUCAO_RESUMIDA"),
     "cancelar": (("iniciada", "em_andamento", "pausada"), "cancelada", "EXECUCAO_CANCELADA"),
 }
-VERBS = {"pausar": "pausar", "resumir": "resumir", "cancelar": "cancelar"}
 ERROR_ADVICE = {"TIMEOUT_ERROR": "Aumentar o timeout ou tentar mais tarde",
                 "NETWORK_ERROR": "Verificar se a URL do blog está correta e acessível",
                 "VALIDATION_ERROR": "Usar a URL pública de um blog"}
@@ -313,5 +312,5 @@ def _not_owner() -> PonteError:
 
 
 def _impossible(action: str, status: str) -> PonteError:
-    return PonteError(VALIDATION_ERROR, f"não é possível {VERBS[action]} uma execução com status {status}",
+    return PonteError(VALIDATION_ERROR, f"não é possível {action} uma execução com status {status}",
                       {"campo": "execucao_id", "status_atual": status})

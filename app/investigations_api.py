@@ -15,12 +15,12 @@ from aiohttp import BodyPartReader, web
 from engines.contracts.records import RecordError, parse_csv, parse_json
 from engines.contracts.report import render_html, render_markdown
 from handlers.chat import checked_id
-from handlers.executions import origin_params
 
 from .auth import AuthError, Principal, find_token
 from .errors import AUTHENTICATION_ERROR, PonteError
 from .investigations import view, visible
 from .keys import GATEWAY_KEY
+from .origins import origin_params
 from .publish import Refused
 
 MAX_UPLOAD = 32 * 1024 * 1024

@@ -22,6 +22,21 @@ def own_origin(request: web.Request) -> str:
     return f"{scheme}://{request.host}"
 
 
+ORIGINS: dict[str, dict[str, str]] = {}  # shared params dicts, one per origin: idle clients stay small
+MAX_ORIGINS = 64
+
+
+def origin_params(request: web.Request) -> dict[str, str]:
+    """`{"origin": own_origin(request)}`, one dict shared by every client of that origin (never mutated)."""
+    origin = own_origin(request)
+    params = ORIGINS.get(origin)
+    if params is None:
+        params = {"origin": origin}
+        if len(ORIGINS) < MAX_ORIGINS:
+            ORIGINS[origin] = params
+    return params
+
+
 def socketio_policy(allowed_origins: tuple[str, ...]) -> Callable[[str, dict[str, Any]], bool]:
     """The same policy as a python-engineio `cors_allowed_origins` callable."""
     def check(origin: str, environ: dict[str, Any]) -> bool:

@@ -21,12 +21,12 @@ from pydantic import TypeAdapter, ValidationError
 from app.auth import Principal
 from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
 from app.investigations import SessionDesk, visible
+from app.origins import origin_params
 from engines.agents.base import AgentError, ChatContext
 from schemas import cidadao
 from schemas._base import SafeId
 
 from .base import Client, PonteNamespace
-from .executions import origin_params
 from .session import CidadaoSession
 
 MAX_SUBSCRIPTIONS = 32

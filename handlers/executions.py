@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Client, PonteNamespace
+from app.origins import origin_params
 
-ORIGINS: dict[str, dict[str, str]] = {}  # shared params dicts, one per origin: idle clients stay small
-MAX_ORIGINS = 64
+from .base import Client, PonteNamespace
 
 
 class ExecutionHandlers(PonteNamespace):
@@ -73,16 +72,3 @@ def final_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "EXECUCAO_STATUS", {"execucao_id": record["id"], "status": record["status"],
                                "progresso": record["progress"], "keywords_encontradas": record["keywords_encontradas"],
                                "tempo_decorrido": round(record["updated_at"] - record["started_at"], 3)}
-
-
-def origin_params(request: Any) -> dict[str, str]:
-    """`{"origin": "https://host"}` for the request, shared between the clients of one origin."""
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    scheme = "https" if proto in ("https", "wss") else "http"
-    origin = f"{scheme}://{request.host}"
-    params = ORIGINS.get(origin)
-    if params is None:
-        params = {"origin": origin}
-        if len(ORIGINS) < MAX_ORIGINS:
-            ORIGINS[origin] = params
-    return params
