@@ -38,6 +38,14 @@ class RecordStore(abc.ABC):
     async def next_number(self, counter: str) -> int:
         """1, 2, 3 … for `counter`, unique across every instance sharing the store."""
 
+    @abc.abstractmethod
+    async def claim(self, key: str, seconds: float) -> bool:
+        """Take `key` for at most `seconds` if nobody holds it: a lock shared by every instance."""
+
+    @abc.abstractmethod
+    async def release(self, key: str) -> None:
+        """Give `key` back."""
+
 
 class MemoryRecordStore(RecordStore):
     """A bounded dict per kind: past `max_records`, the oldest write is forgotten."""
@@ -47,6 +55,7 @@ class MemoryRecordStore(RecordStore):
         self.max_records = max_records
         self._docs: dict[str, dict[str, tuple[float, str]]] = {}
         self._counters: dict[str, int] = {}
+        self._claims: dict[str, float] = {}  # key → held until (monotonic)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         entry = self._docs.get(kind, {}).get(key)
@@ -64,6 +73,18 @@ class MemoryRecordStore(RecordStore):
     async def next_number(self, counter: str) -> int:
         self._counters[counter] = self._counters.get(counter, 0) + 1
         return self._counters[counter]
+
+    async def claim(self, key: str, seconds: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + seconds
+        if len(self._claims) > self.max_records:  # forget expired claims
+            self._claims = {k: until for k, until in self._claims.items() if until > now}
+        return True
+
+    async def release(self, key: str) -> None:
+        self._claims.pop(key, None)
 
 
 class RedisRecordStore(RecordStore):
@@ -84,6 +105,13 @@ class RedisRecordStore(RecordStore):
 
     async def next_number(self, counter: str) -> int:
         return int(await self._call(self.client.incr, f"{self.prefix}counter:{counter}"))
+
+    async def claim(self, key: str, seconds: float) -> bool:
+        return bool(await self._call(self.client.set, f"{self.prefix}claim:{key}", "1", nx=True,
+                                     px=max(1, int(seconds * 1000))))
+
+    async def release(self, key: str) -> None:
+        await self._call(self.client.delete, f"{self.prefix}claim:{key}")
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -5,12 +5,13 @@ A session opened with a token belongs to that user: other users cannot join it.
 
 `chat` → the user's message to the session's other clients → `typing {agent: "processing"}` → the
 agent's answer streamed to the session room as `chat` chunks (`chunk: true`), then one completion
-message with the whole answer (`chunk: false, done: true`). One answer at a time per session (on this
-instance): a `chat` while one is streaming gets `RATE_LIMIT`.
+message with the whole answer (`chunk: false, done: true`). One answer at a time per session, on every
+instance (a claim in the record store: Redis when configured): a `chat` while one streams gets `RATE_LIMIT`.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.auth import Principal
 from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
 from app.investigations import SessionDesk, visible
+from app.records import RecordStoreError
 from app.origins import origin_params
 from engines.agents.base import AgentError, ChatContext
 from schemas import cidadao
@@ -29,6 +31,7 @@ from schemas._base import SafeId
 from .base import Client, PonteNamespace
 from .session import CidadaoSession
 
+log = logging.getLogger("ponte.chat")
 MAX_SUBSCRIPTIONS = 32
 MAX_HISTORY = 20  # messages per session given to agents
 MAX_SESSIONS = 10_000  # sessions whose history is kept on this instance
@@ -128,7 +131,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
 
     async def on_chat(self, sid: str, client: Client, data: Any) -> None:
         session_id = client.params["session_id"]
-        if session_id in self.answering:
+        if session_id in self.answering or not await self._claim(session_id):
             raise PonteError(RATE_LIMIT_ERROR, "uma resposta já está em andamento nesta sessão; aguarde",
                              {"motivo": "answer_in_flight"})
         self.answering.add(session_id)
@@ -168,8 +171,23 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
             await self.emit(*self.render_error(exc), room=room)
         finally:
             self.answering.discard(session_id)
+            await self._unclaim(session_id)
             await self.emit("typing", {"agent": "processing", "session_id": session_id, "is_typing": False},
                             room=room)
+
+    async def _claim(self, session_id: str) -> bool:
+        """The session's answer slot across instances (a store outage leaves only this instance's check)."""
+        try:
+            return bool(await self.gateway.records.claim(f"chat:{session_id}", self.gateway.settings.chat_timeout + 5))
+        except RecordStoreError as exc:
+            log.warning("chat claim for a session not shared: %s", exc)
+            return True
+
+    async def _unclaim(self, session_id: str) -> None:
+        try:
+            await self.gateway.records.release(f"chat:{session_id}")
+        except RecordStoreError as exc:
+            log.warning("chat claim not released (it expires by itself): %s", exc)
 
     async def _follow(self, session_id: str, investigation_id: str) -> None:
         """Put the session's clients on this instance in a new investigation's room."""
