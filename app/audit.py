@@ -1,5 +1,5 @@
 """The audit log: one JSON line per client message, with the fields of the Omni document's
-"Logs de Auditoria", tokens and secrets redacted."""
+"Logs de Auditoria", and one per refused handshake; tokens and secrets redacted, always valid JSON."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,14 @@ import re
 from typing import Any
 
 from .codecs import now_iso
+from .logs import LogBudget
 
 SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|api[_-]?key|jwt|credential", re.I)
 JWT_LIKE = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 REDACTED = "[REDACTED]"
 MAX_DATA = 4096  # characters of a message's data kept in the log
+MAX_FIELD = 200  # characters of a refusal's origin or reason
+INFINITY = float("inf")
 
 
 def redact(value: Any, depth: int = 0) -> Any:
@@ -25,7 +28,19 @@ def redact(value: Any, depth: int = 0) -> Any:
         return [redact(v, depth + 1) for v in value[:100]]
     if isinstance(value, str):
         return JWT_LIKE.sub(REDACTED, value)
+    if isinstance(value, float) and (value != value or value in (INFINITY, -INFINITY)):
+        return str(value)  # NaN and infinities are not JSON
     return value
+
+
+def json_line(obj: Any) -> str:
+    """One line of valid JSON, UTF-8 kept readable; text that UTF-8 cannot encode is escaped."""
+    text = json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: \\ud800 in ASCII JSON is still valid JSON
+        text = json.dumps(obj, ensure_ascii=True, default=str, allow_nan=False)
+    return text
 
 
 class AuditLog:
@@ -33,18 +48,36 @@ class AuditLog:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("ponte.audit")
+        self.refusals = LogBudget()  # a flood of refused handshakes writes a bounded number of lines
 
     def record(self, event: str, client_id: str, user_id: str | None, data: Any, response_ms: float,
                status: str, code: str | None = None) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
         safe = redact(data)
-        text = json.dumps(safe, ensure_ascii=False, default=str)
-        if len(text) > MAX_DATA:
-            safe = {"truncated": True, "chars": len(text)}
+        if len(json_line(safe)) > MAX_DATA:
+            safe = {"truncated": True}
         line: dict[str, Any] = {
             "timestamp": now_iso(), "event": "websocket_message", "client_id": client_id, "user_id": user_id,
             "message": {"event": event, "data": safe}, "response_time": round(response_ms, 3), "status": status}
         if code is not None:
             line["error_code"] = code
-        self.logger.info(json.dumps(line, ensure_ascii=False, default=str))
+        self.logger.info(json_line(line))
+
+    def refused(self, reason: str, ip: str | None, origin: str | None, namespace: str | None,
+                code: str | None = None) -> None:
+        """One line for a handshake the server refused; never the token (only its reason)."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        held_back = self.refusals.take()
+        if held_back is None:
+            return
+        line: dict[str, Any] = {
+            "timestamp": now_iso(), "event": "handshake_refused", "reason": redact(reason[:MAX_FIELD]), "ip": ip,
+            "origin": redact(origin[:MAX_FIELD]) if origin else None, "namespace": namespace, "error_code": code}
+        if held_back:
+            line["suppressed_before"] = held_back  # refusals not written since the last line
+        self.logger.info(json_line(line))
+
+
+AUDIT = AuditLog()  # the process' audit log: refusals before any namespace exists write here too

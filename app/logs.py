@@ -1,26 +1,79 @@
-"""Logging set-up, with an access log that never prints a query string (tokens travel there)."""
+"""Logging set-up: plain lines on stdout, an access log that never prints a query string (tokens
+travel there), and a budget per kind of line so that a flood cannot flood the log."""
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+
+MAX_KINDS = 1024  # distinct message templates tracked by the throttle
 
 
 class AccessLogger(AbstractAccessLogger):
     """Method, path without query, status and time: no query string, no Referer."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path,
+        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path[:200],
                          response.status, time)
+
+
+class LogBudget:
+    """A token bucket for log lines: `burst` at once, then `rate` a second; counts what it holds back."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp", "held")
+
+    def __init__(self, rate: float = 5.0, burst: int = 20) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp, self.held = float(burst), time.monotonic(), 0
+
+    def take(self) -> int | None:
+        """None when this line must be dropped; otherwise how many were dropped since the last one."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            self.held += 1
+            return None
+        self.tokens -= 1.0
+        held, self.held = self.held, 0
+        return held
+
+
+class Throttle(logging.Filter):
+    """Drops lines of one kind (logger and message template) past their budget, and says how many
+    were dropped on the next line of that kind that gets through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.budgets: dict[tuple[str, Any], LogBudget] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        budget = self.budgets.get(key)
+        if budget is None:
+            if len(self.budgets) >= MAX_KINDS:
+                self.budgets.clear()
+            budget = self.budgets[key] = LogBudget()
+        held = budget.take()
+        if held is None:
+            return False
+        if held:
+            record.msg = f"{record.getMessage()} [{held} similar lines suppressed]"
+            record.args = None
+        return True
 
 
 def setup(level: str, audit: bool = True) -> None:
     """Plain lines on stdout, as a Heroku-style platform collects them; audit lines are bare JSON."""
     logging.basicConfig(stream=sys.stdout, level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Throttle())
     audit_log = logging.getLogger("ponte.audit")
     audit_log.propagate = False
     audit_log.setLevel(logging.INFO if audit else logging.WARNING)
