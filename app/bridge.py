@@ -18,7 +18,8 @@ from aiohttp import WSMsgType, web
 from . import origins
 from .auth import SUBPROTOCOL_MARKERS
 from .codecs import Codec, DecodeError
-from .errors import CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
+from .audit import AUDIT
+from .errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
 from .settings import Settings
 from .sio import PonteServer, rate_error
@@ -35,8 +36,8 @@ class RawPeer(SocketWriter):
     __slots__ = ("eio_sid", "codec", "form", "guard", "refusal", "alive", "_closing")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, codec: Codec,
-                 guard: ConnectionGuard, queue_limit: int) -> None:
-        super().__init__(ws, request.transport, queue_limit)
+                 guard: ConnectionGuard, queue_limit: int, on_failure: Callable[[BaseException], None]) -> None:
+        super().__init__(ws, request.transport, queue_limit, on_failure=on_failure)
         self.eio_sid = f"raw:{secrets.token_urlsafe(12)}"
         self.codec = codec
         self.form = codec.default_form
@@ -47,6 +48,9 @@ class RawPeer(SocketWriter):
 
     def overflow(self) -> None:
         self.close_soon(CLOSE_POLICY, "send queue overflow: client too slow")
+
+    def close_after_failure(self) -> None:
+        self.close_soon(CLOSE_INTERNAL, "send failed")
 
     def refused(self, error_args: dict[str, Any]) -> None:
         self.refusal = error_args
@@ -91,14 +95,17 @@ class RawBridge:
         The relay loop is inline, not a helper coroutine: every idle connection keeps this
         frame alive, and at thousands of connections each extra frame shows in memory."""
         if not origins.allowed(request, self.settings.allowed_origins):
+            AUDIT.refused("origin not allowed", request.remote, request.headers.get("Origin"), endpoint.namespace,
+                          "ORIGIN_NOT_ALLOWED")
             raise web.HTTPForbidden(text="origin not allowed")
         s = self.settings
-        # No per-socket heartbeat timers: `heartbeat_round` pings every raw peer from one task.
-        ws = web.WebSocketResponse(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes)
+        # No per-socket heartbeat timers: `heartbeat_round` pings every raw peer from one task. aiohttp
+        # refuses a message of max_msg_size bytes, not only larger ones: the documented limit is allowed.
+        ws = web.WebSocketResponse(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes + 1)
         await ws.prepare(request)
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),
-                       s.send_queue_limit)
+                       s.send_queue_limit, self.server.send_failed)
         namespace, reason = endpoint.namespace, "client disconnect"
         try:
             sid = await self.server.connect_raw(peer, namespace, {"aiohttp.request": request, "ponte.raw": True},
@@ -108,6 +115,8 @@ class RawBridge:
                 return ws
             while (msg := await ws.receive()).type not in CLOSING_TYPES:
                 peer.alive = True
+                if not await self._admit(peer, namespace, sid):  # every frame counts, whatever its type
+                    continue
                 if msg.type is WSMsgType.TEXT:
                     await self._on_text(peer, namespace, sid, msg.data)
                 elif msg.type is WSMsgType.PING:
@@ -119,16 +128,19 @@ class RawBridge:
         except Exception:  # noqa: BLE001 - never a traceback to the client, never a dead process
             log.exception("raw connection %s failed", peer.eio_sid)
             reason = "server error"
-            await ws.close(code=1011, message=b"internal server error")
+            await ws.close(code=CLOSE_INTERNAL, message=b"internal server error")
         finally:
+            self.server.release(peer)
             await self.server.disconnect_raw(peer, reason)
         return ws
 
-    async def _on_text(self, peer: RawPeer, namespace: str, sid: str, text: str) -> None:
+    async def _admit(self, peer: RawPeer, namespace: str, sid: str) -> bool:
         verdict = peer.guard.admit()
         if verdict != ADMIT:
             await self.server.refuse(sid, namespace, rate_error(peer.guard, verdict == ABUSE), "(rate_limited)")
-            return
+        return verdict == ADMIT
+
+    async def _on_text(self, peer: RawPeer, namespace: str, sid: str, text: str) -> None:
         try:
             inbound = peer.codec.decode(text)
         except DecodeError as exc:

@@ -5,6 +5,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from .audit import AUDIT
+
 
 def allowed(request: web.Request, allowed_origins: tuple[str, ...]) -> bool:
     """Exact matches from ALLOWED_ORIGINS, same-origin when it is empty, `*` for any."""
@@ -40,5 +42,9 @@ def origin_params(request: web.Request) -> dict[str, str]:
 def socketio_policy(allowed_origins: tuple[str, ...]) -> Callable[[str, dict[str, Any]], bool]:
     """The same policy as a python-engineio `cors_allowed_origins` callable."""
     def check(origin: str, environ: dict[str, Any]) -> bool:
-        return allowed(environ["aiohttp.request"], allowed_origins)
+        request = environ["aiohttp.request"]
+        if allowed(request, allowed_origins):
+            return True
+        AUDIT.refused("origin not allowed", request.remote, origin, "(socket.io)", "ORIGIN_NOT_ALLOWED")
+        return False
     return check

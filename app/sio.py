@@ -16,14 +16,16 @@ import time
 from typing import Any, Awaitable, Callable, Protocol
 
 import socketio
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket as EngineIOWebSocket
 from socketio import packet
 
-from .codecs import Codec
-from .errors import PonteError
+from .audit import AUDIT
+from .codecs import BadText, Codec, DecodeError, sio_packet
+from .errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
+from .limits import UserLimits
 from .writer import SocketWriter
 
 log = logging.getLogger("ponte.sio")
@@ -147,40 +149,75 @@ async def _drop_slow_consumer(sock: Any) -> None:
     sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
 
 
+EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
+
+
 class DirectWebSocket(EngineIOWebSocket):
     """python-engineio's aiohttp WebSocket adapter, lending its socket to Ponte: Socket.IO packets
     are then written straight to the WebSocket (as raw peers' are) instead of through Engine.IO's
-    per-socket queue and writer task, which cost a task wake-up and a timeout per message."""
+    per-socket queue and writer task, which cost a task wake-up and a timeout per message. Every
+    frame it reads is checked first: not Engine.IO closes the connection, and frames other than
+    messages (which `PonteServer` admits itself) count against the connection's rate limit."""
 
-    def __init__(self, handler: Any, server: Any, send_limit: int = 1024) -> None:
+    def __init__(self, handler: Any, server: Any, gate: Any = None, send_limit: int = 1024) -> None:
         super().__init__(handler, server)
         self.send_limit = send_limit
+        self.gate: PonteServer = gate
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size)
+        # One byte over the limit is refused, not the limit itself; pings are answered in `wait`.
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1, autoping=False)
         await self._sock.prepare(request)
         self.environ = environ
         sock = self.handler.__self__  # the engineio AsyncSocket this handler belongs to
         sock.ponte_writer = SocketWriter(self._sock, request.transport, self.send_limit,
-                                         lambda: self.server.start_background_task(_drop_slow_consumer, sock))
+                                         lambda: self.server.start_background_task(_drop_slow_consumer, sock),
+                                         self.gate.send_failed)
         sock.ponte_direct = False
         await self.handler(self)
         return self._sock
+
+    async def wait(self) -> Any:
+        sid = self.handler.__self__.sid
+        while True:
+            msg = await self._sock.receive()
+            if msg.type is WSMsgType.BINARY or (msg.type is WSMsgType.TEXT and msg.data[:1] == "4"):
+                return msg.data  # a message: admitted by PonteServer with its namespace's answer
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.PING, WSMsgType.PONG):
+                raise OSError()  # closed: Engine.IO's read loop ends
+            if msg.type is WSMsgType.TEXT and (not msg.data or msg.data[0] not in EIO_TYPES):
+                await self.gate.protocol_error(sid, "not an Engine.IO packet")
+                raise OSError()
+            verdict = self.gate.admit_frame(sid)
+            if verdict == ABUSE:
+                await self.gate.protocol_error(sid, "over the rate limit", CLOSE_POLICY)
+                raise OSError()
+            if verdict == ADMIT:
+                if msg.type is WSMsgType.PING:
+                    await self._sock.pong(msg.data)
+                elif msg.type is WSMsgType.TEXT:
+                    return msg.data
 
 
 class PonteServer(socketio.AsyncServer):
     """An AsyncServer whose rooms also hold raw-WebSocket peers."""
 
-    def __init__(self, *, guard_factory: Any, max_sockets: int, **kwargs: Any) -> None:
+    def __init__(self, *, guard_factory: Any, max_sockets: int, limits: UserLimits | None = None,
+                 connect_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.raw_peers: dict[str, RawPeer] = {}
         self.guards: dict[str, ConnectionGuard] = {}  # Engine.IO sockets' (a raw peer holds its own)
+        self.limits = limits or UserLimits(10.0, 20)
+        self.connect_timeout = connect_timeout
+        self.unconnected: dict[str, float] = {}  # Engine.IO sockets with no namespace yet → since when
+        self.owed: dict[str, int] = {}  # binary attachments still to come for a refused binary packet
+        self.metrics: Any = None
         self._guard_factory = guard_factory
         self._max_sockets = max_sockets
         self._send_limit = self.manager.send_queue_limit
-        self.eio._async = {**self.eio._async,
-                           "websocket": functools.partial(DirectWebSocket, send_limit=self._send_limit)}
+        self.eio._async = {**self.eio._async, "websocket": functools.partial(
+            DirectWebSocket, gate=self, send_limit=self._send_limit)}
 
     async def to_engineio(self, eio_sid: str, text: str, frame: eio_packet.Packet) -> None:
         """Deliver an encoded Engine.IO message: straight to the WebSocket once the socket is
@@ -290,21 +327,84 @@ class PonteServer(socketio.AsyncServer):
         if error.close:
             await self.kick(sid, namespace, error.close, error.message)
 
+    # -- Engine.IO sockets: admitted, checked, and closed when they misbehave ---------------------
+
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         if len(self.eio.sockets) + len(self.raw_peers) > self._max_sockets:
+            AUDIT.refused("too many connections", *_where(environ), None, SERVER_OVERLOADED)
             return False  # Engine.IO answers 401; namespace-level limits give connect_error
         self.guards[eio_sid] = self._guard_factory()
+        self.unconnected[eio_sid] = time.monotonic()
         return await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        self.guards.pop(eio_sid, None)
+        guard = self.guards.pop(eio_sid, None)
+        if guard is not None:
+            self.limits.unbind(guard)
+        self.unconnected.pop(eio_sid, None)
+        self.owed.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None:  # Engine.IO keeps the socket a while (its ping task): let the WebSocket go now
             sock.ponte_writer = None
 
+    def admitted(self, sid: str, namespace: str, user: str | None) -> None:
+        """A client has connected a namespace: its socket is no longer unconnected, and from now on
+        it shares its user's rate limit (anonymous clients keep their own)."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        if eio_sid is None:
+            return
+        self.unconnected.pop(eio_sid, None)
+        peer = self.raw_peers.get(eio_sid)
+        guard = peer.guard if peer is not None else self.guards.get(eio_sid)
+        if guard is not None and user is not None:
+            self.limits.bind(guard, user)
+
+    def release(self, peer: RawPeer) -> None:
+        """A raw peer is gone: its share of its user's rate limit too."""
+        self.limits.unbind(peer.guard)
+
+    async def close_unconnected(self) -> None:
+        """Close Engine.IO sockets that connected no namespace within `connect_timeout` seconds."""
+        deadline = time.monotonic() - self.connect_timeout
+        for eio_sid, since in list(self.unconnected.items()):
+            if since <= deadline:
+                self.unconnected.pop(eio_sid, None)
+                sock = self.eio.sockets.get(eio_sid)
+                AUDIT.refused(f"no namespace connected within {self.connect_timeout:g} s",
+                              *_where(self.get_environ(eio_sid)), None, "CONNECT_TIMEOUT")
+                if sock is not None:
+                    await self.eio.disconnect(eio_sid)
+
+    def admit_frame(self, eio_sid: str) -> str:
+        """The rate limit's verdict on one frame of an Engine.IO socket."""
+        guard = self.guards.get(eio_sid)
+        return guard.admit() if guard is not None else ADMIT
+
+    async def protocol_error(self, eio_sid: str, reason: str, code: int = CLOSE_PROTOCOL) -> None:
+        """Close a Socket.IO connection that broke the protocol, with one log line and no traceback
+        (what Socket.IO's own server does on a parse error: the client sees the transport close)."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        log.info("closing Socket.IO connection %s: %s", eio_sid, reason)
+        if self.metrics is not None:
+            self.metrics.error("PROTOCOL_ERROR")
+        writer = getattr(sock, "ponte_writer", None)
+        if writer is not None:
+            writer.closed = True
+            await writer.ws.close(code=code, message=reason.encode()[:120])
+        else:
+            await self.eio.disconnect(eio_sid)
+
+    def send_failed(self, exc: BaseException) -> None:
+        """A write to a client failed: counted (the writer closes its connection)."""
+        log.info("send failed: %s", type(exc).__name__)
+        if self.metrics is not None:
+            self.metrics.error("SEND_FAILED")
+
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
-        if isinstance(data, list) and data and data[0] in self.reserved_events:
+        if data[0] in self.reserved_events:
             namespace = namespace or "/"
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
             if sid is not None and self.manager.is_connected(sid, namespace):
@@ -313,32 +413,75 @@ class PonteServer(socketio.AsyncServer):
         await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if isinstance(data, bytes):
-            return  # attachments of a refused binary packet, or a stray frame: dropped
+        """Every Socket.IO packet from a client: decoded once, strictly; counted; then dispatched."""
+        if not isinstance(data, str):
+            return await self._binary_frame(eio_sid)
         try:
-            pkt = self.packet_class(encoded_packet=data)
-        except Exception:  # noqa: BLE001 - malformed packet from a client
-            log.info("malformed Socket.IO packet from %s dropped", eio_sid)
+            pkt = sio_packet.decode(data)
+        except BadText as exc:  # well-formed, but text UTF-8 cannot carry: refused like any bad input
+            return await self._refuse_packet(eio_sid, exc.namespace, PonteError(VALIDATION_ERROR, exc.message))
+        except (sio_packet.PacketError, DecodeError) as exc:
+            return await self.protocol_error(eio_sid, f"parse error: {exc}")
+        sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace)
+        connected = sid is not None and self.manager.is_connected(sid, pkt.namespace)
+        if not await self._admit(eio_sid, sid if connected else None, pkt.namespace):
             return
-        namespace = pkt.namespace or "/"
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if pkt.packet_type in (packet.BINARY_EVENT, packet.BINARY_ACK):
+        if pkt.type == sio_packet.CONNECT:
             if sid is not None:
-                await self.refuse(sid, namespace, PonteError(
-                    "VALIDATION_ERROR", "binary messages are not supported: send JSON"), "(binary)")
-            return
-        if pkt.packet_type != packet.EVENT:
-            return await super()._handle_eio_message(eio_sid, data)
-        if sid is not None and not await self._admit(eio_sid, sid, namespace):
-            return
-        await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)  # decoded once, not twice
+                return await self.protocol_error(eio_sid, f"second CONNECT to {pkt.namespace}")
+            return await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        if not connected:
+            return await self.protocol_error(eio_sid, f"packet for {pkt.namespace}, which it has not connected")
+        if pkt.type == sio_packet.EVENT:
+            return await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        if pkt.type == sio_packet.DISCONNECT:
+            return await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        if pkt.type in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            self.owed[eio_sid] = self.owed.get(eio_sid, 0) + pkt.attachments
+            return await self._refuse_packet(eio_sid, pkt.namespace, PonteError(
+                VALIDATION_ERROR, "binary messages are not supported: send JSON"), "(binary)")
+        # ACK: Ponte never asks a client for one, so nothing waits for it.
 
-    async def _admit(self, eio_sid: str, sid: str, namespace: str) -> bool:
+    async def _binary_frame(self, eio_sid: str) -> None:
+        """A binary frame is only an attachment of a binary packet announced before it."""
+        owed = self.owed.get(eio_sid, 0)
+        if not owed:
+            return await self.protocol_error(eio_sid, "binary frame without a binary packet")
+        self.owed[eio_sid] = owed - 1
+        await self._admit(eio_sid, None, "/")
+
+    async def _refuse_packet(self, eio_sid: str, namespace: str, error: PonteError,
+                             observed: str = "(invalid)") -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return await self.protocol_error(eio_sid, f"packet for {namespace}, which it has not connected")
+        await self.refuse(sid, namespace, error, observed)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        if namespace not in self.namespace_handlers:
+            AUDIT.refused("unknown namespace", *_where(self.get_environ(eio_sid)), namespace, "NOT_FOUND")
+        await super()._handle_connect(eio_sid, namespace, data)
+
+    async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:
+        """Count one packet; over the limit, answer on its namespace (or close if it has none)."""
         guard = self.guards.get(eio_sid)
         verdict = guard.admit() if guard is not None else ADMIT
-        if verdict != ADMIT and guard is not None:
-            await self.refuse(sid, namespace, rate_error(guard, verdict == ABUSE), "(rate_limited)")
-        return verdict == ADMIT
+        if verdict == ADMIT or guard is None:
+            return True
+        if sid is None:
+            if verdict == ABUSE:
+                await self.protocol_error(eio_sid, "over the rate limit", CLOSE_POLICY)
+            return False
+        await self.refuse(sid, namespace, rate_error(guard, verdict == ABUSE), "(rate_limited)")
+        return False
+
+
+def _where(environ: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The peer's address and Origin of a handshake, for the audit log."""
+    request = (environ or {}).get("aiohttp.request")
+    if request is None:
+        return None, None
+    return request.remote, request.headers.get("Origin")
 
 
 def rate_error(guard: ConnectionGuard, abuse: bool) -> PonteError:

@@ -1,4 +1,7 @@
-"""Writing text frames to one aiohttp WebSocket without a task per message, bounded."""
+"""Writing text frames to one aiohttp WebSocket without a task per message, bounded.
+
+A write that fails never leaves a connection silently mute: the writer stops, reports the failure
+(counted by the server) and closes its connection with 1011."""
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +19,11 @@ class SocketWriter:
     """Writes at once while the transport has room (aiohttp's send then never waits), else queues
     behind what is waiting, up to `limit` messages; past that, `overflow` is called once."""
 
-    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow")
+    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow", "_on_failure")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
-                 on_overflow: Callable[[], None] | None = None) -> None:
+                 on_overflow: Callable[[], None] | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.ws = ws
         self._transport = transport
         self._limit = limit
@@ -27,6 +31,7 @@ class SocketWriter:
         self._drainer: asyncio.Task[None] | None = None
         self.closed = False
         self._on_overflow = on_overflow
+        self._on_failure = on_failure
 
     async def send(self, text: str) -> None:
         """Send one text frame, in order with everything sent before."""
@@ -35,8 +40,8 @@ class SocketWriter:
         if not self._backlog and self._has_room(len(text)):
             try:
                 await self.ws.send_str(text)
-            except Exception:  # noqa: BLE001 - a dead socket must not stop a fan-out to the others
-                self.closed = True
+            except Exception as exc:  # noqa: BLE001 - one failed socket must not stop a fan-out to the others
+                self.failed(exc)
             return
         if self._backlog is None:
             self._backlog = deque()
@@ -54,6 +59,21 @@ class SocketWriter:
         """Called once when the backlog overflows (subclasses close their connection here)."""
         if self._on_overflow is not None:
             self._on_overflow()
+
+    def failed(self, exc: BaseException) -> None:
+        """A write failed: stop writing, report it, and close the connection (1011) rather than
+        leave it open and mute."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._on_failure is not None:
+            self._on_failure(exc)
+        self.close_after_failure()
+
+    def close_after_failure(self) -> None:
+        """Close the WebSocket with 1011 (subclasses close their connection their own way)."""
+        if not self.ws.closed:
+            asyncio.get_running_loop().create_task(self.ws.close(code=1011, message=b"send failed"))
 
     def abort(self) -> None:
         """Stop writing and drop the connection without a close handshake."""
@@ -76,7 +96,7 @@ class SocketWriter:
         try:
             while backlog and not self.closed:
                 await self.ws.send_str(backlog.popleft())
-        except Exception:  # noqa: BLE001 - the socket is gone; its handler cleans up
-            self.closed = True
+        except Exception as exc:  # noqa: BLE001 - reported, and the connection closed
+            self.failed(exc)
         finally:
             self._drainer = None

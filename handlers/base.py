@@ -67,18 +67,22 @@ class PonteNamespace(socketio.AsyncNamespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         auth = auth if isinstance(auth, dict) else {}
+        request = environ["aiohttp.request"]
         try:
-            client = self._handshake(environ["aiohttp.request"], auth)
+            client = self._handshake(request, auth)
             client.transport = "raw" if environ.get("ponte.raw") else "socketio"
             await self.authorize(sid, client)
+            if self.gateway.connections >= self.gateway.settings.max_connections:
+                raise PonteError(SERVER_OVERLOADED, "Servidor sobrecarregado", close=CLOSE_OVERLOADED)
         except PonteError as exc:
+            if self.gateway.audit is not None:
+                self.gateway.audit.refused(exc.message, request.remote, request.headers.get("Origin"),
+                                           self.namespace, exc.code)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code, "close": exc.close or CLOSE_POLICY, "details": exc.details})
-        if self.gateway.connections >= self.gateway.settings.max_connections:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "Servidor sobrecarregado", {"code": SERVER_OVERLOADED, "close": CLOSE_OVERLOADED, "details": {}})
         self.gateway.connections += 1
         self.clients[sid] = client
+        self.server.admitted(sid, self.namespace, _user(client))
         if self.gateway.metrics is not None:
             self.gateway.metrics.connected(self.namespace, client.transport, _user(client))
         if not client.principal.anonymous:
@@ -203,8 +207,8 @@ class PonteNamespace(socketio.AsyncNamespace):
         task.add_done_callback(self._tasks.discard)
 
     def expired(self, now: float | None = None) -> list[str]:
-        """The sids whose token has expired."""
-        now = time.time() if now is None else now
+        """The sids whose token has expired, allowing JWT_LEEWAY as the handshake did."""
+        now = (time.time() if now is None else now) - self.gateway.settings.jwt_leeway
         return [sid for sid, c in self.clients.items()
                 if c.principal.expires_at is not None and c.principal.expires_at <= now]
 

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
+
+HUGE_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")  # 1e999: the one way JSON text reaches an infinite float
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,12 @@ class DecodeError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class BadText(DecodeError):
+    """Well-formed JSON whose text UTF-8 cannot carry (a lone surrogate escape such as \\ud800)."""
+
+    namespace = "/"  # where a Socket.IO packet carrying it was going (set by codecs.sio_packet)
 
 
 class Codec(Protocol):
@@ -63,12 +73,38 @@ def dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
+def load_json(text: str | bytes) -> Any:
+    """Parse strict JSON or raise DecodeError: no NaN or infinities, no lone surrogates (text that
+    UTF-8 cannot carry back), at most 200 levels deep, integers of at most 4,300 digits."""
+    try:
+        obj = pydantic_core.from_json(text, allow_inf_nan=False)
+    except ValueError as exc:
+        reason = str(exc)
+        if "surrogate" in reason or "hex escape" in reason:
+            raise BadText(f"invalid text: a lone surrogate in a \\u escape ({reason}); "
+                          "text must be valid Unicode") from None
+        raise DecodeError(f"invalid JSON: {reason}") from None
+    if HUGE_EXPONENT.search(text if isinstance(text, str) else text.decode("utf-8", "replace")) and _infinite(obj):
+        raise DecodeError("invalid JSON: a number too large for a float")
+    return obj
+
+
+def _infinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return value in (INFINITY, -INFINITY)
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    return any(_infinite(item) for item in value)
+
+
+INFINITY = float("inf")
+
+
 def load_object(text: str) -> dict[str, Any]:
     """Parse text as a JSON object or raise DecodeError."""
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        raise DecodeError("invalid JSON") from None
+    obj = load_json(text)
     if not isinstance(obj, dict):
         raise DecodeError("message must be a JSON object")
     return obj
