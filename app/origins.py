@@ -7,6 +7,8 @@ from aiohttp import web
 
 from .audit import AUDIT
 
+REFUSED = web.RequestKey("ponte.origin_refused", bool)
+
 
 def allowed(request: web.Request, allowed_origins: tuple[str, ...]) -> bool:
     """Exact matches from ALLOWED_ORIGINS, same-origin when it is empty, `*` for any."""
@@ -45,6 +47,8 @@ def socketio_policy(allowed_origins: tuple[str, ...]) -> Callable[[str, dict[str
         request = environ["aiohttp.request"]
         if allowed(request, allowed_origins):
             return True
-        AUDIT.refused("origin not allowed", request.remote, origin, "(socket.io)", "ORIGIN_NOT_ALLOWED")
+        if REFUSED not in request:  # Engine.IO asks twice per request (check, then CORS headers)
+            request[REFUSED] = True
+            AUDIT.refused("origin not allowed", request.remote, origin, "(socket.io)", "ORIGIN_NOT_ALLOWED")
         return False
     return check

@@ -1,7 +1,6 @@
 """`POST /api/v1/publish`: backends with the `publish` scope emit to a room or a user, through the one emit path."""
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any, Literal, Mapping
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import cidadao, omni
 
 from .auth import AuthError, Principal, TokenVerifier
-from .codecs import describe
+from .codecs import DecodeError, describe, load_json
 from .errors import AUTHENTICATION_ERROR, PERMISSION_ERROR, VALIDATION_ERROR
 from .keys import SETTINGS_KEY, SIO_KEY
 
@@ -117,16 +116,11 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def parse(body: bytes) -> Any:
-    """The body as JSON (NaN and Infinity refused: they are not JSON) or a 400."""
+    """The body as strict JSON (no NaN, infinities or lone surrogates: app.codecs.load_json) or a 400."""
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise Refused("body must be JSON: an object, or a list of objects") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    """Refuse NaN, Infinity and -Infinity, which Python's json accepts."""
-    raise ValueError(f"{name} is not JSON")
+        return load_json(body)
+    except DecodeError as exc:
+        raise Refused(f"body must be JSON, an object or a list of objects: {exc.message}") from None
 
 
 def entries(body: Any) -> list[tuple[Any, str]]:

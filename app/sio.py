@@ -370,11 +370,9 @@ class PonteServer(socketio.AsyncServer):
         for eio_sid, since in list(self.unconnected.items()):
             if since <= deadline:
                 self.unconnected.pop(eio_sid, None)
-                sock = self.eio.sockets.get(eio_sid)
-                AUDIT.refused(f"no namespace connected within {self.connect_timeout:g} s",
-                              *_where(self.get_environ(eio_sid)), None, "CONNECT_TIMEOUT")
-                if sock is not None:
-                    await self.eio.disconnect(eio_sid)
+                reason = f"no namespace connected within {self.connect_timeout:g} s"
+                AUDIT.refused(reason, *_where(self.environ.get(eio_sid)), None, "CONNECT_TIMEOUT")
+                await self._close_socket(eio_sid, CLOSE_POLICY, reason)
 
     def admit_frame(self, eio_sid: str) -> str:
         """The rate limit's verdict on one frame of an Engine.IO socket."""
@@ -390,6 +388,14 @@ class PonteServer(socketio.AsyncServer):
         log.info("closing Socket.IO connection %s: %s", eio_sid, reason)
         if self.metrics is not None:
             self.metrics.error("PROTOCOL_ERROR")
+        await self._close_socket(eio_sid, code, reason)
+
+    async def _close_socket(self, eio_sid: str, code: int, reason: str) -> None:
+        """End an Engine.IO socket now: its WebSocket with a close code (Engine.IO's own close would
+        wait for the peer to hang up), or its polling session."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
         writer = getattr(sock, "ponte_writer", None)
         if writer is not None:
             writer.closed = True
@@ -459,7 +465,7 @@ class PonteServer(socketio.AsyncServer):
 
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
         if namespace not in self.namespace_handlers:
-            AUDIT.refused("unknown namespace", *_where(self.get_environ(eio_sid)), namespace, "NOT_FOUND")
+            AUDIT.refused("unknown namespace", *_where(self.environ.get(eio_sid)), namespace, "NOT_FOUND")
         await super()._handle_connect(eio_sid, namespace, data)
 
     async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:
