@@ -68,6 +68,22 @@ class Throttle(logging.Filter):
         return True
 
 
+class ClientErrorsAsInfo(logging.Filter):
+    """python-engineio logs a client's bad request (an unknown session, a refused origin) as ERROR the
+    first time: it is the client's error, not the server's, so it is INFO here. Tracebacks stay ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and not record.exc_info:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_client_errors(logger: logging.Logger) -> None:
+    """Install ClientErrorsAsInfo on a logger, once."""
+    if not any(isinstance(f, ClientErrorsAsInfo) for f in logger.filters):
+        logger.addFilter(ClientErrorsAsInfo())
+
+
 def setup(level: str, audit: bool = True) -> None:
     """Plain lines on stdout, as a Heroku-style platform collects them; audit lines are bare JSON."""
     logging.basicConfig(stream=sys.stdout, level=level.upper(),

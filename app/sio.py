@@ -21,6 +21,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket as EngineIOWebSocket
 from socketio import packet
 
+from . import logs
 from .audit import AUDIT
 from .codecs import BadText, Codec, DecodeError, sio_packet
 from .errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
@@ -200,6 +201,35 @@ class DirectWebSocket(EngineIOWebSocket):
                     return msg.data
 
 
+def engineio_payload(body: bytes) -> bool:
+    """True when a long-polling body is Engine.IO packets that python-engineio can parse."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    packets = text.split("\x1e") if text else []
+    return len(packets) <= 16 and all(p and (p[0] in EIO_TYPES or p[0] == "b") for p in packets)
+
+
+class CheckedBody:
+    """The body of an Engine.IO long-polling POST, checked before python-engineio parses it (which
+    raises, with a traceback, on anything unexpected): a body that is not Engine.IO becomes a close
+    packet, so the session ends as the protocol says, with one log line."""
+
+    def __init__(self, request: web.Request, gate: "PonteServer") -> None:
+        self.request, self.gate = request, gate
+
+    async def read(self, length: int = -1) -> bytes:
+        body = await self.request.content.read(length)
+        if engineio_payload(body):
+            return body
+        log.info("closing Socket.IO connection %s: parse error: not an Engine.IO payload",
+                 self.request.query.get("sid", "?")[:32])
+        if self.gate.metrics is not None:
+            self.gate.metrics.error("PROTOCOL_ERROR")
+        return b"1"
+
+
 class PonteServer(socketio.AsyncServer):
     """An AsyncServer whose rooms also hold raw-WebSocket peers."""
 
@@ -216,8 +246,11 @@ class PonteServer(socketio.AsyncServer):
         self._guard_factory = guard_factory
         self._max_sockets = max_sockets
         self._send_limit = self.manager.send_queue_limit
+        logs.quiet_client_errors(self.eio.logger)
+        translate = self.eio._async["translate_request"]
         self.eio._async = {**self.eio._async, "websocket": functools.partial(
-            DirectWebSocket, gate=self, send_limit=self._send_limit)}
+            DirectWebSocket, gate=self, send_limit=self._send_limit),
+            "translate_request": lambda request: {**translate(request), "wsgi.input": CheckedBody(request, self)}}
 
     async def to_engineio(self, eio_sid: str, text: str, frame: eio_packet.Packet) -> None:
         """Deliver an encoded Engine.IO message: straight to the WebSocket once the socket is
@@ -400,8 +433,8 @@ class PonteServer(socketio.AsyncServer):
         if writer is not None:
             writer.closed = True
             await writer.ws.close(code=code, message=reason.encode()[:120])
-        else:
-            await self.eio.disconnect(eio_sid)
+        else:  # its next poll gets Engine.IO's close packet; waiting for that poll here would deadlock a POST
+            await sock.close(wait=False, abort=False)
 
     def send_failed(self, exc: BaseException) -> None:
         """A write to a client failed: counted (the writer closes its connection)."""

@@ -136,6 +136,22 @@ async def test_malformed_packet_closes(server: Any, session: Any, raw: Any, capl
     await assert_serves(raw)
 
 
+@pytest.mark.parametrize("body", [b"x", b"9", b"\xff\xfe", b"4abc", b"42{}", b"4\x1e\x1e4", b"4" * 20000,
+                                  "\x1e".join(["6"] * 17).encode(), b'42/omni,["SESSAO_PING",{}]'])
+async def test_malformed_polling_payload_ends_session(server: Any, session: Any, caplog: Any, body: bytes) -> None:
+    """Over long-polling, a body that is not Engine.IO, or that carries a malformed Socket.IO packet, ends
+    the session (its next poll is refused) with one log line and no traceback."""
+    url = server.make_url("/socket.io/").with_query(EIO="4", transport="polling")
+    async with session.get(url) as response:
+        sid = json.loads((await response.text())[1:])["sid"]
+    async with session.post(url.update_query(sid=sid), data=body) as response:
+        assert response.status in (200, 400)
+    async with session.get(url.update_query(sid=sid)) as response:
+        assert response.status == 400 or await response.text() == "1"
+    no_tracebacks(caplog)
+    assert len([r for r in caplog.records if r.name.startswith(("ponte.sio", "engineio"))]) <= 2
+
+
 async def test_second_connect_closes(server: Any, session: Any, caplog: Any) -> None:
     """CONNECT to a namespace already connected on the same socket is a protocol error (1002)."""
     ws = await eio_omni(session, server)
@@ -252,8 +268,8 @@ async def test_refused_handshakes_are_audited(server: Any, raw: Any, sio: Any, s
         ("/omni", "SERVER_OVERLOADED")]
     assert all(line["ip"] == "127.0.0.1" and line["reason"] for line in lines)
     assert [line["origin"] for line in lines][2:5] == ["http://evil.example", None, "http://evil.example"]
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")  # the test server's
-
+    # The test server's access log is aiohttp's own; `python -m app`'s never prints a query (test_hostile).
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert bad not in text and bad.split(".")[2] not in text
 
 
