@@ -27,13 +27,13 @@ class LogBudget:
 
     __slots__ = ("rate", "burst", "tokens", "stamp", "held")
 
-    def __init__(self, rate: float = 5.0, burst: int = 20) -> None:
+    def __init__(self, rate: float = 5.0, burst: int = 20, now: float | None = None) -> None:
         self.rate, self.burst = rate, burst
-        self.tokens, self.stamp, self.held = float(burst), time.monotonic(), 0
+        self.tokens, self.stamp, self.held = float(burst), time.monotonic() if now is None else now, 0
 
-    def take(self) -> int | None:
+    def take(self, now: float | None = None) -> int | None:
         """None when this line must be dropped; otherwise how many were dropped since the last one."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1.0:
@@ -46,13 +46,16 @@ class LogBudget:
 
 class Throttle(logging.Filter):
     """Drops lines of one kind (logger and message template) past their budget, and says how many
-    were dropped on the next line of that kind that gets through."""
+    were dropped on the next line of that kind that gets through. The access log is exempt: one line
+    per request, as every web server writes it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.budgets: dict[tuple[str, Any], LogBudget] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "aiohttp.access":
+            return True
         key = (record.name, record.msg)
         budget = self.budgets.get(key)
         if budget is None:
