@@ -24,7 +24,7 @@ from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
 from . import downloads, investigations_api, publish
-from .audit import AuditLog
+from .audit import AUDIT
 from .auth import TokenVerifier
 from .bridge import Endpoint, RawBridge, heartbeat_round
 from .codecs import cidadao, now_iso, omni
@@ -32,6 +32,8 @@ from .executions import TOUCH_EVERY, ExecutionService
 from .investigations import InvestigationService
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
 from .guards import ConnectionGuard
+from .limits import SYNC_EVERY, UserLimits
+from . import http_guard
 from .metrics import Metrics
 from .prefs import MemoryPreferenceStore, RedisPreferenceStore
 from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
@@ -55,20 +57,22 @@ ENDPOINTS = [
 
 def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application: Socket.IO, the raw endpoints and the HTTP routes."""
-    app = web.Application()
+    # aiohttp's idle timer doubles as the handshake timeout: handler_args override run_app's 75 s
+    app = web.Application(handler_args={"keepalive_timeout": settings.handshake_timeout})
+    http_guard.install(app)
     app[SETTINGS_KEY] = settings
     sio = build_sio(settings)
     app[SIO_KEY] = sio
     sio.attach(app)
     metrics = Metrics(known_events())
-    sio.manager.metrics = metrics
+    sio.manager.metrics = sio.metrics = metrics
     if isinstance(sio.manager, RedisFanoutManager):
         sio.manager.on_lost = lambda count, why: metrics.publish_failures.inc(count)
     prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryPreferenceStore())
     records = (RedisRecordStore(sio.manager.redis, settings.records_ttl) if isinstance(sio.manager, RedisFanoutManager)
                else MemoryRecordStore(settings.records_ttl))
-    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AuditLog(), prefs=prefs,
+    gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AUDIT, prefs=prefs,
                       records=records)
     app[GATEWAY_KEY] = gateway
     gateway.services["executions"] = ExecutionService(sio, settings, records)
@@ -88,16 +92,20 @@ def create_app(settings: Settings) -> web.Application:
 
 def build_sio(settings: Settings) -> PonteServer:
     """The Socket.IO server, with Engine.IO limits taken from the settings."""
+    manager = build_manager(settings)
+    redis = manager.redis if isinstance(manager, RedisFanoutManager) else None
     return PonteServer(
         async_mode="aiohttp",
         namespaces=list(NAMESPACES),  # not "/": it has no handlers and no authentication
-        client_manager=build_manager(settings),
+        client_manager=manager,
         cors_allowed_origins=origins.socketio_policy(settings.allowed_origins),
         max_http_buffer_size=settings.max_message_bytes,
         ping_interval=settings.heartbeat,
         guard_factory=lambda: ConnectionGuard(settings.rate_limit_per_second, settings.rate_limit_burst,
                                               settings.rate_limit_close_after),
         max_sockets=2 * settings.max_connections,
+        limits=UserLimits(settings.rate_limit_per_second, settings.rate_limit_burst, redis),
+        connect_timeout=settings.connect_timeout,
     )
 
 
@@ -129,7 +137,9 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
              asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check)),
-             asyncio.create_task(every(TOUCH_EVERY, executions.touch))]
+             asyncio.create_task(every(TOUCH_EVERY, executions.touch)),
+             asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
+             asyncio.create_task(every(SYNC_EVERY, sio.limits.sync))]
     yield
     await executions.close()
     await investigations.close()

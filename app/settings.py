@@ -37,10 +37,12 @@ class Settings(BaseModel):
     max_connections: int = Field(1000, ge=1)
     max_message_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
     idle_timeout: float = Field(300.0, gt=0)
+    handshake_timeout: float = Field(10.0, gt=0)  # seconds for a request line and headers (app.http_guard)
     heartbeat: float = Field(30.0, gt=0)
     rate_limit_per_second: float = Field(10.0, gt=0)
     rate_limit_burst: int = Field(20, ge=1)
     rate_limit_close_after: int = Field(50, ge=1)
+    connect_timeout: float = Field(5.0, gt=0)  # seconds a Socket.IO connection may stay without a namespace
     typing_debounce: float = Field(2.0, ge=0)
     send_queue_limit: int = Field(1024, ge=16)
     redis_url: str | None = Field(None, pattern=r"^(redis|rediss|redis\+sentinel|unix)://")
