@@ -22,7 +22,7 @@ from .audit import AUDIT
 from .errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
 from .settings import Settings
-from .sio import PonteServer, rate_error
+from .sio import CLOSE_WAIT, PonteServer, rate_error
 from .writer import SocketWriter
 
 log = logging.getLogger("ponte.bridge")
@@ -101,7 +101,8 @@ class RawBridge:
         s = self.settings
         # No per-socket heartbeat timers: `heartbeat_round` pings every raw peer from one task. aiohttp
         # refuses a message of max_msg_size bytes, not only larger ones: the documented limit is allowed.
-        ws = web.WebSocketResponse(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes + 1)
+        ws = web.WebSocketResponse(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes + 1,
+                                   timeout=CLOSE_WAIT)
         await ws.prepare(request)
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),

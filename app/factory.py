@@ -195,12 +195,12 @@ async def close_clients(app: web.Application) -> None:
     log.info("draining: closing %d raw and %d Socket.IO connections", len(sio.raw_peers), len(sio.eio.sockets))
     for peer in list(sio.raw_peers.values()):
         peer.close_soon(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
-    sockets = [writer.ws for sock in sio.eio.sockets.values() if (writer := getattr(sock, "ponte_writer", None))]
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(sio.eio.disconnect(), DRAIN_SECONDS)
-    if sockets:  # end the WebSockets themselves too, rather than wait for each client to close them
-        await asyncio.wait([asyncio.create_task(ws.close(code=CLOSE_SERVICE_RESTART, message=b"restarting"))
-                            for ws in sockets], timeout=DRAIN_SECONDS)
+    # Each Socket.IO transport ends now (a WebSocket with its close code), rather than through
+    # Engine.IO's close, which waits for every socket's queue to be read by its client.
+    closing = [asyncio.create_task(sio.close_socket(eio_sid, CLOSE_SERVICE_RESTART, "server restarting"))
+               for eio_sid in list(sio.eio.sockets)]
+    if closing:
+        await asyncio.wait(closing, timeout=DRAIN_SECONDS)
     pending = [task for ns in sio.namespace_handlers.values() for task in getattr(ns, "_tasks", ())]
     if pending:
         await asyncio.wait(pending, timeout=DRAIN_SECONDS)

@@ -2,12 +2,13 @@
 findings so far) and `GET /api/v1/investigations/{id}/report?format=json|md|html`.
 
 A request carries a token (`Authorization: Bearer` or `?token=`) or, for an anonymous chat session,
-its `?session_id=`: the creator is that user or that session, and only it (or a token with the
-`investigations` scope) may read the investigation afterwards.
+its `?session_id=`: the creator is that user or that session (an investigation created with a token has
+no public session). Reading it afterwards takes what `app.investigations.visible` accepts, or the read
+key its `url` and `report_url` carry (`?key=`, for a browser); anyone else gets 404 NOT_FOUND, the same
+answer as for an id that does not exist.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -17,8 +18,9 @@ from engines.contracts.report import render_html, render_markdown
 from handlers.chat import checked_id
 
 from .auth import AuthError, Principal, find_token
+from .codecs import DecodeError, load_json
 from .errors import AUTHENTICATION_ERROR, PonteError
-from .investigations import view, visible
+from .investigations import holds_key, not_found, view, visible
 from .keys import GATEWAY_KEY
 from .origins import origin_params
 from .publish import Refused
@@ -36,19 +38,18 @@ async def create(request: web.Request) -> web.Response:
     """Start an investigation of the uploaded contracts: 201 with its id and URLs."""
     try:
         principal, session_id = caller(request)
+        if principal.anonymous and session_id is None:
+            raise Refused("envie um token ou o session_id da sessão de chat", None, 401, AUTHENTICATION_ERROR)
         contracts, title = await upload(request)
-        service = request.app[GATEWAY_KEY].services["investigations"]
-        doc = await service.create(None if principal.anonymous else principal.sub, session_id,
-                                   origin_params(request)["origin"], contracts=contracts, title=title)
+        user = None if principal.anonymous else principal.sub
+        doc = await request.app[GATEWAY_KEY].services["investigations"].create(
+            user, session_id, origin_params(request)["origin"], session_owner=user, contracts=contracts, title=title)
     except Refused as exc:
         return exc.response()
     except PonteError as exc:
         return Refused(exc.message, None, 429, exc.code).response()
-    inv_id = doc["investigation_id"]
-    base = doc["report_base"].removesuffix("/report")
-    return web.json_response({"investigation_id": inv_id, "status": doc["status"], "records": doc["records"],
-                              "url": base, "ws_url": ws_url(base, inv_id), "report_url": doc["report_base"]},
-                             status=201)
+    return web.json_response({"investigation_id": doc["investigation_id"], "status": doc["status"],
+                              "records": doc["records"], **doc["links"]}, status=201)
 
 
 async def state(request: web.Request) -> web.Response:
@@ -79,7 +80,7 @@ async def report(request: web.Request) -> web.Response:
 
 
 def caller(request: web.Request) -> tuple[Principal, str | None]:
-    """The token's principal, or an anonymous one for the chat session named by `session_id`."""
+    """The token's principal (else an anonymous one) and the chat session named by `session_id`."""
     session_id = request.query.get("session_id")
     if session_id is not None:
         try:
@@ -88,8 +89,6 @@ def caller(request: web.Request) -> tuple[Principal, str | None]:
             raise Refused(exc.message, "session_id") from None
     token = find_token(request.headers, request.query, None)
     if token is None:
-        if session_id is None:
-            raise Refused("envie um token ou o session_id da sessão de chat", None, 401, AUTHENTICATION_ERROR)
         return Principal.anonymous_one(), session_id
     try:
         return request.app[GATEWAY_KEY].verifier.verify(token), session_id
@@ -98,11 +97,12 @@ def caller(request: web.Request) -> tuple[Principal, str | None]:
 
 
 async def readable(request: web.Request) -> dict[str, Any]:
-    """The investigation, if the caller may read it (401, 404 otherwise: its existence is not revealed)."""
+    """The investigation, if the caller may read it or holds its read key; else the 404 of an unknown id."""
     principal, session_id = caller(request)
     doc = await request.app[GATEWAY_KEY].services["investigations"].get(request.match_info["id"])
-    if doc is None or not visible(doc, principal, session_id):
-        raise Refused("investigação não encontrada", None, 404, "NOT_FOUND")
+    if doc is None or not (holds_key(doc, request.query.get("key")) or visible(doc, principal, session_id)):
+        error = not_found()
+        raise Refused(error.message, None, 404, error.code)
     return dict(doc)
 
 
@@ -116,9 +116,11 @@ async def upload(request: web.Request) -> tuple[list[Any], str | None]:
         body = await read(request)
         if request.content_type in ("text/csv", "text/plain"):
             return parse_csv(body.decode("utf-8-sig"), limit), None
-        data = json.loads(body)
+        data = load_json(body)
     except RecordError as exc:
         raise Refused(exc.message, exc.field or "records") from None
+    except DecodeError as exc:  # not JSON, or text UTF-8 cannot carry (a lone surrogate)
+        raise Refused(f"corpo inválido: {exc.message}") from None
     except (ValueError, UnicodeDecodeError):
         raise Refused("corpo inválido: JSON com records, ou CSV (text/csv)") from None
     records, title = (data.get("records"), data.get("title")) if isinstance(data, dict) else (data, None)
@@ -153,8 +155,3 @@ async def multipart_csv(request: web.Request) -> str:
                     raise Refused(f"arquivo acima de {MAX_UPLOAD} bytes", "file", 413)
             return bytes(data).decode("utf-8-sig")
     raise Refused("multipart sem a parte file", "file")
-
-
-def ws_url(base: str, inv_id: str) -> str:
-    root = base.removesuffix(f"/api/v1/investigations/{inv_id}")
-    return root.replace("http", "ws", 1) + f"/api/v1/ws/investigations/{inv_id}"

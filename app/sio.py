@@ -150,7 +150,8 @@ async def _drop_slow_consumer(sock: Any) -> None:
     sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
 
 
-EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
+EIO_TYPES = "0123456"
+CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
 
 
 class DirectWebSocket(EngineIOWebSocket):
@@ -168,7 +169,8 @@ class DirectWebSocket(EngineIOWebSocket):
     async def __call__(self, environ: dict[str, Any]) -> Any:
         request = environ["aiohttp.request"]
         # One byte over the limit is refused, not the limit itself; pings are answered in `wait`.
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1, autoping=False)
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1, autoping=False,
+                                           timeout=CLOSE_WAIT)
         await self._sock.prepare(request)
         self.environ = environ
         sock = self.handler.__self__  # the engineio AsyncSocket this handler belongs to
@@ -405,7 +407,7 @@ class PonteServer(socketio.AsyncServer):
                 self.unconnected.pop(eio_sid, None)
                 reason = f"no namespace connected within {self.connect_timeout:g} s"
                 AUDIT.refused(reason, *_where(self.environ.get(eio_sid)), None, "CONNECT_TIMEOUT")
-                await self._close_socket(eio_sid, CLOSE_POLICY, reason)
+                await self.close_socket(eio_sid, CLOSE_POLICY, reason)
 
     def admit_frame(self, eio_sid: str) -> str:
         """The rate limit's verdict on one frame of an Engine.IO socket."""
@@ -421,9 +423,9 @@ class PonteServer(socketio.AsyncServer):
         log.info("closing Socket.IO connection %s: %s", eio_sid, reason)
         if self.metrics is not None:
             self.metrics.error("PROTOCOL_ERROR")
-        await self._close_socket(eio_sid, code, reason)
+        await self.close_socket(eio_sid, code, reason)
 
-    async def _close_socket(self, eio_sid: str, code: int, reason: str) -> None:
+    async def close_socket(self, eio_sid: str, code: int, reason: str) -> None:
         """End an Engine.IO socket now: its WebSocket with a close code (Engine.IO's own close would
         wait for the peer to hang up), or its polling session."""
         sock = self.eio.sockets.get(eio_sid)

@@ -212,7 +212,6 @@ async def test_lone_surrogate_refused_socketio(server: Any, session: Any, caplog
     no_tracebacks(caplog)
 
 
-@pytest.mark.parametrize("settings_overrides", [{}])
 async def test_lone_surrogate_refused_by_publish(server: Any, session: Any) -> None:
     """The publish API refuses a body carrying a lone surrogate with 400 VALIDATION_ERROR."""
     body = ('{"namespace":"/omni","user":"alice","event":"NOTIFICACAO_GERAL","data":{"tipo":"info",'
@@ -221,6 +220,18 @@ async def test_lone_surrogate_refused_by_publish(server: Any, session: Any) -> N
     async with session.post(server.make_url("/api/v1/publish"), data=body, headers=headers) as response:
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_lone_surrogate_title_refused(server: Any, session: Any) -> None:
+    """An investigation titled with a lone surrogate is refused with 400 VALIDATION_ERROR, so no report can
+    fail to render it."""
+    body = ('{"title":"%s","records":[{"contract_id":"C-1","agency":"A","supplier":"S","item":"I",'
+            '"category":"c","value":10,"date":"2025-01-01"}]}' % SURROGATE)
+    headers = {"Authorization": f"Bearer {make_token()}", "Content-Type": "application/json"}
+    async with session.post(server.make_url("/api/v1/investigations"), data=body, headers=headers) as response:
+        assert response.status == 400
+        error = (await response.json())["error"]
+        assert error["code"] == "VALIDATION_ERROR" and "surrogate" in error["message"]
 
 
 async def test_failed_send_closes_and_is_counted(server: Any, raw: Any, sio: Any, caplog: Any) -> None:
