@@ -150,8 +150,8 @@ async def _drop_slow_consumer(sock: Any) -> None:
     sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
 
 
-EIO_TYPES = "0123456"
-CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
+EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
+CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)
 
 
 class DirectWebSocket(EngineIOWebSocket):
