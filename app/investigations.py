@@ -1,14 +1,20 @@
 """Investigations as a service: create, run the analysis off the event loop, stream its steps to
 `investigation:{id}` (on `/investigations` and on `/chat`), keep the document and the report.
 
-Who may see an investigation: the user whose token created it, the anonymous chat session that
-created it (proved by its `session_id`), and tokens holding the `investigations` scope.
+Who may read and follow an investigation (`visible`): a token with the `admin` scope; the user whose
+token created it; and the clients of the chat session it was started from, when that session was
+anonymous at the time or the client is the session's owner. The `investigations` scope lets a user use
+investigations, not see other people's. Its report links carry a random read key (`holds_key`), which
+proves read access over HTTP to whoever was handed the link. Ids are `INV-YYYY-` and 64 random bits,
+and everyone else is answered exactly as for an id that does not exist (`not_found`): no existence oracle.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime
+import hmac
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Sequence
@@ -31,15 +37,44 @@ QUEUE_SIZE = 256  # analysis steps waiting for the event loop
 MAX_STORED_ANOMALIES = 1000  # per document; the counts stay exact
 SAVE_EVERY = 1.0
 DONE = object()
+NOT_FOUND = "NOT_FOUND"
 
 
 def visible(doc: dict[str, Any], principal: Principal, session_id: str | None) -> bool:
-    """True when this principal (or anonymous chat session) may see the investigation."""
-    if principal.allows("investigations"):
+    """Admin, the creating user, or a client of the creating chat session that was anonymous when the
+    investigation was created (`session_owner` None) or is that session's owner."""
+    if principal.allows("admin"):
         return True
-    if not principal.anonymous and doc.get("creator_sub") == principal.sub:
+    user = None if principal.anonymous else principal.sub
+    if user is not None and doc.get("creator_sub") == user:
         return True
-    return bool(session_id) and doc.get("creator_session") == session_id and doc.get("creator_sub") is None
+    if not session_id or doc.get("creator_session") != session_id:
+        return False
+    # documents written before `session_owner` existed: the session was its creator's
+    return doc.get("session_owner", doc.get("creator_sub")) in (None, user)
+
+
+def holds_key(doc: dict[str, Any], key: str | None) -> bool:
+    """True when `key` is the investigation's read key (what its report links carry)."""
+    expected = doc.get("read_key")
+    return bool(key and expected) and hmac.compare_digest(str(key).encode(), str(expected).encode())
+
+
+def not_found() -> PonteError:
+    """The one answer for an investigation that does not exist or that the client may not see."""
+    return PonteError(NOT_FOUND, "investigação não encontrada", {"campo": "investigation_id"})
+
+
+def new_id() -> str:
+    """`INV-YYYY-` and 64 random bits in hex: ids cannot be guessed or counted."""
+    return f"INV-{datetime.date.today().year}-{secrets.token_hex(8).upper()}"
+
+
+def links(base: str, inv_id: str, key: str) -> dict[str, str]:
+    """The investigation's URLs; the HTTP ones carry its read key, as a browser cannot send a token."""
+    path = f"{base}/api/v1/investigations/{inv_id}"
+    return {"url": f"{path}?key={key}", "report_url": f"{path}/report?key={key}",
+            "ws_url": base.replace("http", "ws", 1) + f"/api/v1/ws/investigations/{inv_id}"}
 
 
 def view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -59,25 +94,23 @@ class InvestigationService:
         self.latest: dict[str, str] = {}  # chat session → its latest investigation (bounded)
 
     async def create(self, creator_sub: str | None, creator_session: str | None, origin: str, *,
-                     contracts: Sequence[Contract] | None = None, query: str | None = None,
-                     title: str | None = None, before_start: Any = None) -> dict[str, Any]:
-        """Register an investigation and start analysing it; its first document. `before_start(id)`
+                     session_owner: str | None = None, contracts: Sequence[Contract] | None = None,
+                     query: str | None = None, title: str | None = None, before_start: Any = None) -> dict[str, Any]:
+        """Register an investigation and start analysing it; its first document. `session_owner` is
+        the user owning `creator_session` (None: anonymous, its clients may see it). `before_start(id)`
         runs before the first event can be emitted (to put followers in its room)."""
         if len(self.tasks) >= self.settings.max_investigations:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
                              {"limite": self.settings.max_investigations})
-        year = datetime.date.today().year
-        number = await self.records.next_number(f"investigation:{year}")
-        inv_id = f"INV-{year}-{number:03d}"
-        base = self.settings.public_url or origin
+        inv_id, key = new_id(), secrets.token_urlsafe(16)
         doc: dict[str, Any] = {
             "investigation_id": inv_id, "title": title or query or inv_id, "query": query,
-            "creator_sub": creator_sub, "creator_session": creator_session, "status": "queued", "progress": 0.0,
-            "message": "Na fila", "records": len(contracts or ()),
+            "creator_sub": creator_sub, "creator_session": creator_session, "session_owner": session_owner,
+            "read_key": key, "links": links(self.settings.public_url or origin, inv_id, key),
+            "status": "queued", "progress": 0.0, "message": "Na fila", "records": len(contracts or ()),
             "source": "upload" if contracts is not None else None,
             "source_label": "contratos enviados" if contracts is not None else None,
             "anomalies": [], "anomalies_total": 0, "findings": [], "summary": {}, "report_url": None,
-            "report_base": f"{base}/api/v1/investigations/{inv_id}/report",
             "created_at": time.time(), "updated_at": time.time()}
         await self.records.put(KIND, inv_id, doc)
         if creator_session:
@@ -166,10 +199,10 @@ class InvestigationService:
         report = build_report(doc, doc["records"], doc["anomalies"], doc["findings"])
         summary = {"contracts": doc["records"], "anomalies": doc["anomalies_total"],
                    "by_severity": report["by_severity"], "by_kind": report["by_kind"]}
-        doc.update(status="completed", summary=summary, report=report, report_url=doc["report_base"])
+        doc.update(status="completed", summary=summary, report=report, report_url=doc["links"]["report_url"])
         await self._progress(doc, step, update_type="completed", force=True)
         await self.emit(doc, "report_ready", {"investigation_id": doc["investigation_id"],
-                                              "report_url": doc["report_base"], "formats": ["json", "md", "html"],
+                                              "report_url": doc["report_url"], "formats": ["json", "md", "html"],
                                               "summary": step.message})
 
     async def _progress(self, doc: dict[str, Any], step: Progress, update_type: str = "progress",
@@ -206,14 +239,15 @@ class SessionDesk:
     """The investigations one chat session may start and see (what its agents are given)."""
 
     def __init__(self, service: InvestigationService, session_id: str, principal: Principal, origin: str,
-                 follow: Any = None) -> None:
+                 follow: Any = None, session_owner: str | None = None) -> None:
         self.service, self.session_id, self.principal, self.origin = service, session_id, principal, origin
         self.follow = follow  # async (investigation id) → None: the session's clients join its room
+        self.session_owner = session_owner  # the user the chat session belongs to; None: anonymous
 
     async def start(self, query: str) -> dict[str, Any]:
         creator = None if self.principal.anonymous else self.principal.sub
-        doc = await self.service.create(creator, self.session_id, self.origin, query=query, title=query[:200],
-                                        before_start=self.follow)
+        doc = await self.service.create(creator, self.session_id, self.origin, session_owner=self.session_owner,
+                                        query=query, title=query[:200], before_start=self.follow)
         return view(doc)
 
     async def latest(self) -> dict[str, Any] | None:

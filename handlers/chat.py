@@ -1,7 +1,9 @@
 """The Cidadão.AI chat namespace (`/chat`, raw `/api/v1/ws/chat/{session_id}`).
 
 Auth is optional, as the document says; an anonymous principal may only chat in its session.
-A session opened with a token belongs to that user: other users cannot join it.
+A session opened with a token belongs to that user: other users cannot join it. `subscribe` follows an
+investigation the client may see (`app.investigations.visible`, with this session as its session);
+anything else, existing or not, is the same `NOT_FOUND` error and the connection stays.
 
 `chat` → the user's message to the session's other clients → `typing {agent: "processing"}` → the
 agent's answer streamed to the session room as `chat` chunks (`chunk: true`), then one completion
@@ -21,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.auth import Principal
 from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
-from app.investigations import SessionDesk, visible
+from app.investigations import SessionDesk, not_found, visible
 from app.records import RecordStoreError
 from app.origins import origin_params
 from engines.agents.base import AgentError, ChatContext
@@ -108,21 +110,17 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
                         room=f"session:{session_id}", skip_sid=sid)
 
     async def on_subscribe(self, sid: str, client: Client, data: Any) -> None:
+        """Join an investigation's room this client may see: `subscribed`, then its current state."""
         rooms = self.rooms(sid)
         room = f"investigation:{data.investigation_id}"
         if room not in rooms and sum(r.startswith("investigation:") for r in rooms) >= MAX_SUBSCRIPTIONS:
             raise PonteError(VALIDATION_ERROR, f"no máximo {MAX_SUBSCRIPTIONS} investigações por conexão")
         doc = await self.gateway.services["investigations"].get(data.investigation_id)
-        if not client.principal.allows("investigations"):
-            if doc is None:
-                raise PonteError("NOT_FOUND", f"investigação desconhecida: {data.investigation_id}",
-                                 {"campo": "investigation_id"})
-            if not visible(doc, client.principal, client.params["session_id"]):
-                raise PonteError(PERMISSION_ERROR, "esta investigação pertence a outro usuário")
+        if doc is None or not visible(doc, client.principal, client.params["session_id"]):
+            raise not_found()
         await self.enter_room(sid, room)
         await self.emit("subscribed", {"investigation_id": data.investigation_id, "status": "subscribed"}, to=sid)
-        if doc is not None:
-            await self.emit("investigation_progress", snapshot(doc), to=sid)
+        await self.emit("investigation_progress", snapshot(doc), to=sid)
 
     async def on_unsubscribe(self, sid: str, client: Client, data: Any) -> None:
         await self.leave_room(sid, f"investigation:{data.investigation_id}")
@@ -144,7 +142,8 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
         room = f"session:{session_id}"
         history = self.history.setdefault(session_id, [])
         desk = SessionDesk(self.gateway.services["investigations"], session_id, client.principal,
-                           client.params.get("origin", ""), follow=lambda inv_id: self._follow(session_id, inv_id))
+                           client.params.get("origin", ""), follow=lambda inv_id: self._follow(session_id, inv_id),
+                           session_owner=self.owners.get(session_id))
         context = ChatContext(session_id, None if client.principal.anonymous else client.principal.sub, desk,
                               list(history))
         agent = self.gateway.services["agents"].route(message, context)

@@ -1,9 +1,11 @@
 """The Cidadão.AI investigations namespace (`/investigations`, raw
-`/api/v1/ws/investigations/{investigation_id}`): one room per investigation."""
+`/api/v1/ws/investigations/{investigation_id}`): one room per investigation.
+
+Only who may see an investigation (`app.investigations.visible`) connects; anyone else, and everyone
+for an id that does not exist, gets the same refusal: `NOT_FOUND`, close 1008 / `connect_error`."""
 from __future__ import annotations
 
-from app.errors import PERMISSION_ERROR, PonteError
-from app.investigations import visible
+from app.investigations import not_found, visible
 from schemas import cidadao
 
 from .base import Client, PonteNamespace
@@ -22,16 +24,11 @@ class InvestigationsNamespace(CidadaoSession, PonteNamespace):
     params = ("investigation_id", "session_id")  # session_id: the anonymous chat session that created it
 
     async def authorize(self, sid: str, client: Client) -> None:
-        """Tokens with the `investigations` scope follow any investigation (even before it exists);
-        its creator (user, or anonymous chat session) follows its own; others are refused (1008)."""
+        """An existing investigation the client may see; otherwise the refusal of an unknown id."""
         inv_id = checked_id("investigation_id", client.params["investigation_id"])
-        if client.principal.allows("investigations"):
-            return
         doc = await self.gateway.services["investigations"].get(inv_id)
         if doc is None or not visible(doc, client.principal, client.params["session_id"] or None):
-            raise PonteError(PERMISSION_ERROR, "sem acesso a esta investigação: use o token de quem a criou, "
-                             "o session_id da sessão que a criou, ou o escopo 'investigations'",
-                             {"escopo": "investigations"})
+            raise not_found()
 
     async def joined(self, sid: str, client: Client) -> None:
         await self.enter_room(sid, f"investigation:{client.params['investigation_id']}")

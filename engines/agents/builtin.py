@@ -14,7 +14,8 @@ from engines.contracts.analysis import KIND_NAMES, SEVERITY_ORDER, brl, count
 from .base import ChatContext
 from .intent import intent
 
-INVESTIGATION_ID = re.compile(r"\bINV-\d{4}-\d{3,}\b", re.IGNORECASE)
+# INV-YYYY- and 16 hex digits; the sequential ids of earlier versions (INV-2026-001) still name theirs
+INVESTIGATION_ID = re.compile(r"\bINV-\d{4}-(?:[0-9A-F]{16}|\d{3,6})\b", re.IGNORECASE)
 MAX_EXPLAINED = 5
 
 

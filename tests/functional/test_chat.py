@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any, AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -149,7 +151,8 @@ async def test_backend_failure_and_timeout_keep_the_session(start_server: Any, r
 
 
 async def test_agents_answer_from_the_session_investigation(raw: Any) -> None:
-    """After an investigation, Anita explains its anomalies with numbers and Tiradentes gives the report URL."""
+    """After an investigation, Anita explains its anomalies with numbers and Tiradentes gives the report URL,
+    which opens without any header (it carries the investigation's read key)."""
     ws = await raw("/api/v1/ws/chat/s5", make_token("carla"))
     await ws.send({"type": "chat", "data": {"message": "Investigar contratos do Ministério da Educação"}})
     await ws.recv_kind("report_ready", timeout=20)
@@ -158,4 +161,9 @@ async def test_agents_answer_from_the_session_investigation(raw: Any) -> None:
     assert chats[-1]["agent_id"] == "anita" and "R$" in chats[-1]["content"] and "sintéticos" in chats[-1]["content"]
     await ws.send({"type": "chat", "data": {"message": "Resuma o relatório"}})
     _, chats = await answer(ws, True)
-    assert chats[-1]["agent_id"] == "tiradentes" and "/api/v1/investigations/INV-" in chats[-1]["content"]
+    assert chats[-1]["agent_id"] == "tiradentes"
+    link = re.search(r"https?://\S+/api/v1/investigations/INV-\S+/report\?key=\S+", chats[-1]["content"])
+    assert link, chats[-1]["content"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(link.group(0) + "&format=md") as response:
+            assert response.status == 200 and "## Anomalias" in await response.text()

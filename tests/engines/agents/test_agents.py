@@ -35,6 +35,13 @@ class Desk:
         return self.view if self.view and self.view["investigation_id"] == investigation_id else None
 
 
+class NamedOnly(Desk):
+    """A desk whose investigation is found by its id only (the session has no latest)."""
+
+    async def latest(self) -> dict[str, Any] | None:
+        return None
+
+
 VIEW = {"investigation_id": "INV-2026-001", "status": "completed", "progress": 100.0, "message": "ok",
         "source": "sample",
         "anomalies": [{"severity": "medium", "description": "Preço 90% acima", "details": {
@@ -70,6 +77,13 @@ async def test_builtin_agents_work_from_the_desk() -> None:
     assert VIEW["report_url"] in await text(Tiradentes(), "Resuma", desk)
     assert "Ainda não há investigação" in await text(Anita(), "Explique", Desk(None))
     assert "Investigar contratos" in await text(Drummond(), "Oi", Desk(None))
+
+
+async def test_agents_recognise_an_investigation_id_in_a_message() -> None:
+    """An id in today's format (INV-YYYY- and 16 hex digits, any case) names the investigation to explain."""
+    desk = NamedOnly({**VIEW, "investigation_id": "INV-2026-9F3A1C0B7D2E4A68"})
+    assert "C2" in await text(Anita(), "Explique as anomalias de inv-2026-9f3a1c0b7d2e4a68", desk)
+    assert "Ainda não há investigação" in await text(Anita(), "Explique INV-2026-0000000000000000", desk)
 
 
 async def serve(aiohttp_server: Any, body: bytes, content_type: str, status: int = 200) -> str:
