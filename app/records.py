@@ -35,10 +35,6 @@ class RecordStore(abc.ABC):
         """Replace the document; raise RecordStoreError if it cannot be kept."""
 
     @abc.abstractmethod
-    async def next_number(self, counter: str) -> int:
-        """1, 2, 3 … for `counter`, unique across every instance sharing the store."""
-
-    @abc.abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:
         """Take `key` for at most `seconds` if nobody holds it: a lock shared by every instance."""
 
@@ -54,7 +50,6 @@ class MemoryRecordStore(RecordStore):
         super().__init__(ttl)
         self.max_records = max_records
         self._docs: dict[str, dict[str, tuple[float, str]]] = {}
-        self._counters: dict[str, int] = {}
         self._claims: dict[str, float] = {}  # key → held until (monotonic)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -69,10 +64,6 @@ class MemoryRecordStore(RecordStore):
         docs[key] = (time.monotonic() + self.ttl, json.dumps(doc))
         while len(docs) > self.max_records:
             del docs[next(iter(docs))]
-
-    async def next_number(self, counter: str) -> int:
-        self._counters[counter] = self._counters.get(counter, 0) + 1
-        return self._counters[counter]
 
     async def claim(self, key: str, seconds: float) -> bool:
         now = time.monotonic()
@@ -102,9 +93,6 @@ class RedisRecordStore(RecordStore):
 
     async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self._call(self.client.set, f"{self.prefix}{kind}:{key}", json.dumps(doc), ex=int(self.ttl))
-
-    async def next_number(self, counter: str) -> int:
-        return int(await self._call(self.client.incr, f"{self.prefix}counter:{counter}"))
 
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._call(self.client.set, f"{self.prefix}claim:{key}", "1", nx=True,
