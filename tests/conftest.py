@@ -22,6 +22,14 @@ from tests.fixtures.blog import blog_site  # noqa: F401 - the fixture blog, for 
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 TIMEOUT = 5.0
+CONTRACTS_CSV = """contract_id,agency,supplier,item,category,value,date,quantity
+C-1,Prefeitura X,Fornecedora A,Notebook,informática,4500,2025-03-01,1
+C-2,Prefeitura X,Fornecedora B,Notebook,informática,4700,2025-03-09,1
+C-3,Prefeitura X,Fornecedora C,Notebook,informática,4400,2025-04-02,1
+C-4,Prefeitura X,Fornecedora D,Notebook,informática,4600,2025-05-11,1
+C-5,Prefeitura X,Fornecedora E,Notebook,informática,4550,2025-06-20,1
+C-6,Prefeitura X,Fornecedora F,Notebook,informática,19000,2025-07-04,1
+"""
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -45,6 +53,27 @@ def error_parts(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         return data["codigo"], data["mensagem"], data["detalhes"]
     assert kind == "error" and set(message) == {"type", "data", "timestamp", "id"}, message
     return data["code"], data["message"], data.get("details") or {}
+
+
+async def create_investigation(server: Any, token: str | None = None, session_id: str | None = None) -> str:
+    """POST six contracts as `token`'s user or the anonymous chat `session_id`: the new investigation's
+    id, once its analysis has completed (so nothing more is emitted to its room unless a test does it)."""
+    headers = {"Content-Type": "text/csv", **({"Authorization": f"Bearer {token}"} if token else {})}
+    params = {"session_id": session_id} if session_id else {}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.make_url("/api/v1/investigations"), data=CONTRACTS_CSV.encode(),
+                             headers=headers, params=params) as response:
+            assert response.status == 201, await response.text()
+            created = await response.json()
+        async with asyncio.timeout(4 * TIMEOUT):
+            while True:  # the state behind the keyed url: a real condition, polled briefly
+                async with http.get(created["url"]) as response:
+                    status = (await response.json())["status"]
+                if status in ("completed", "failed"):
+                    break
+                await asyncio.sleep(0.02)
+    assert status == "completed", created
+    return str(created["investigation_id"])
 
 
 class RawClient:

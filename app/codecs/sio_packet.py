@@ -62,7 +62,7 @@ def decode(text: str) -> Packet:
 
 def _digits_then(text: str, pos: int, stop: str, most: int) -> tuple[int, int]:
     end = pos
-    while end < len(text) and text[end].isdigit() and end - pos <= most:
+    while end < len(text) and "0" <= text[end] <= "9" and end - pos <= most:  # not isdigit(): "²" is one
         end += 1
     if end == pos or end - pos > most or not text.startswith(stop, end):
         raise PacketError("bad attachment count")

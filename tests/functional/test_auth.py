@@ -16,11 +16,12 @@ import socketio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import RawClient, SioClient, TIMEOUT, error_parts, make_token
+from conftest import RawClient, SioClient, TIMEOUT, create_investigation, error_parts, make_token
 
 OMNI = "/ws"
 CHAT = "/api/v1/ws/chat/s1"
-INVESTIGATION = "/api/v1/ws/investigations/INV-2026-001"
+INVESTIGATION = "/api/v1/ws/investigations/{investigation_id}"  # of one alice creates (`endpoint`)
+UNKNOWN_INVESTIGATION = "INV-2026-0123456789ABCDEF"  # well-formed, but no investigation has it
 RAW_ENDPOINTS = [OMNI, CHAT, INVESTIGATION]
 NO_EXECUTIONS = ("notifications", "monitoring", "chat", "investigations")
 AUDIENCE, ISSUER = "ponte-api", "https://auth.example"
@@ -70,6 +71,12 @@ MOTIVO = {"expired": "expired", "not-yet-valid": "not_yet_valid"}
 
 
 # -- assertions shared by the tests ------------------------------------------------------------------
+
+async def endpoint(server: Any, path: str) -> str:
+    """`path` itself, or for INVESTIGATION the endpoint of an investigation alice has just created."""
+    if path != INVESTIGATION:
+        return path
+    return INVESTIGATION.format(investigation_id=await create_investigation(server, make_token("alice")))
 
 
 async def assert_refused(client: RawClient, code: str = "AUTHENTICATION_ERROR",
@@ -150,7 +157,7 @@ async def test_sio_omni_refuses_missing_token(server: Any, sio: Any) -> None:
 @pytest.mark.parametrize("kind", list(BAD_TOKENS))
 async def test_raw_refuses_bad_token(server: Any, raw: Any, path: str, kind: str) -> None:
     """A bad token on any raw endpoint (required or optional auth) is refused with an error then 1008."""
-    client = await raw(path, BAD_TOKENS[kind]())
+    client = await raw(await endpoint(server, path), BAD_TOKENS[kind]())
     details = await assert_refused(client)
     if kind in MOTIVO:
         assert details["motivo"] == MOTIVO[kind]
@@ -243,8 +250,9 @@ async def test_subprotocol_with_bad_token_refused(server: Any, raw: Any) -> None
 @pytest.mark.parametrize("how", ["header", "query", "subprotocol"])
 async def test_token_locations_on_chat_authenticate(server: Any, raw: Any, how: str) -> None:
     """On the optional-auth chat endpoint each token location yields an authenticated (not anonymous)
-    client: it may subscribe to an investigation."""
+    client: it may subscribe to the investigation its user created."""
     token = make_token("alice")
+    inv_id = await create_investigation(server, token)
     kwargs: dict[str, Any] = {
         "header": {"headers": {"Authorization": f"Bearer {token}"}},
         "query": {"token": token},
@@ -252,8 +260,8 @@ async def test_token_locations_on_chat_authenticate(server: Any, raw: Any, how: 
     }[how]
     client = await raw(CHAT, **kwargs)
     await client.recv_kind("connection")
-    await client.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
-    assert (await client.recv_kind("subscribed"))["data"]["status"] == "subscribed"
+    await client.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
+    assert (await client.recv_kind("subscribed"))["data"] == {"investigation_id": inv_id, "status": "subscribed"}
 
 
 async def test_token_in_sio_auth(server: Any, sio: Any) -> None:
@@ -373,40 +381,53 @@ async def test_missing_scope_is_permission_error_and_connection_stays(server: An
     assert (await io.recv_kind("SESSAO_PONG"))["request_id"] == "still"
 
 
-async def test_chat_subscribe_to_an_unknown_investigation_needs_the_scope(server: Any, raw: Any) -> None:
-    """Without the `investigations` scope, subscribing to an investigation that is not yours is
-    NOT_FOUND when it does not exist (its existence is all you learn); ping still works."""
-    client = await raw(CHAT, make_token("alice", scopes=("chat",)))
-    await client.recv_kind("connection")
-    await client.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
-    code, _, details = error_parts(await client.recv_kind("error"))
-    assert code == "NOT_FOUND" and details["campo"] == "investigation_id"
-    await ping(client, CHAT)
-    staff = await raw("/api/v1/ws/chat/staff", make_token("auditor", scopes=("chat", "investigations")))
-    await staff.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
-    assert (await staff.recv_kind("subscribed"))["data"]["investigation_id"] == "INV-1"
+async def test_chat_subscribe_to_an_unknown_id_is_not_found_for_everybody(server: Any, raw: Any) -> None:
+    """Subscribing to an id no investigation has is NOT_FOUND for every token (chat scope only, the
+    `investigations` scope, admin) and the connection stays; the owner subscribes to its real one, which
+    the `investigations` scope does not open to another user."""
+    inv_id = await create_investigation(server, make_token("alice"))
+    clients: dict[str, RawClient] = {}
+    for sub, scopes in (("alice", ("chat",)), ("auditor", ("chat", "investigations")), ("root", ("admin",))):
+        clients[sub] = client = await raw(f"/api/v1/ws/chat/{sub}-chat", make_token(sub, scopes=scopes))
+        await client.recv_kind("connection")
+        await client.send({"type": "subscribe", "data": {"investigation_id": UNKNOWN_INVESTIGATION}})
+        code, _, details = error_parts(await client.recv_kind("error"))
+        assert (code, details["campo"]) == ("NOT_FOUND", "investigation_id"), sub
+        await ping(client, CHAT)
+    await clients["auditor"].send({"type": "subscribe", "data": {"investigation_id": inv_id}})
+    assert error_parts(await clients["auditor"].recv_kind("error"))[0] == "NOT_FOUND"
+    await ping(clients["auditor"], CHAT)
+    owner = await raw(CHAT, make_token("alice"))
+    await owner.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
+    assert (await owner.recv_kind("subscribed"))["data"] == {"investigation_id": inv_id, "status": "subscribed"}
 
 
 async def test_anonymous_chat_can_ping_but_not_subscribe(server: Any, raw: Any) -> None:
     """An anonymous chat client is welcomed and may ping, but subscribing to what it did not create is refused."""
+    inv_id = await create_investigation(server, make_token("alice"))
     client = await raw(CHAT)
     welcome = await client.recv_kind("connection")
     assert welcome["data"]["session_id"] == "s1"
     await ping(client, CHAT)
-    await client.send({"type": "subscribe", "data": {"investigation_id": "INV-1"}})
+    await client.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
     assert error_parts(await client.recv_kind("error"))[0] == "NOT_FOUND"
     await ping(client, CHAT)
 
 
 async def test_anonymous_investigations_refused(server: Any, raw: Any, sio: Any) -> None:
-    """The investigations endpoint refuses an anonymous client (error envelope, 1008), on both transports."""
-    client = await raw(INVESTIGATION)
-    await assert_refused(client, code="PERMISSION_ERROR")
-    assert_sio_refused(await sio("/investigations", auth={"investigation_id": "INV-1"}),
-                       code="PERMISSION_ERROR")
-    authenticated = await raw(INVESTIGATION, make_token("alice"))
-    assert (await authenticated.recv_kind("connection"))["data"]["investigation_id"] == "INV-2026-001"
-    await ping(authenticated, INVESTIGATION)
+    """The investigations endpoint refuses an anonymous client of alice's investigation as NOT_FOUND (error
+    envelope, 1008 / connect_error), on both transports, and admits alice."""
+    path = await endpoint(server, INVESTIGATION)
+    inv_id = path.rpartition("/")[2]
+    client = await raw(path)
+    await assert_refused(client, code="NOT_FOUND")
+    assert_sio_refused(await sio("/investigations", auth={"investigation_id": inv_id}), code="NOT_FOUND")
+    authenticated = await raw(path, make_token("alice"))
+    assert (await authenticated.recv_kind("connection"))["data"]["investigation_id"] == inv_id
+    await ping(authenticated, path)
+    io = await sio("/investigations", auth={"token": make_token("alice"), "investigation_id": inv_id})
+    assert io.connect_error is None
+    assert (await io.recv_kind("connection"))["investigation_id"] == inv_id
 
 
 async def test_chat_session_belongs_to_its_opener(server: Any, raw: Any, sio: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.factory import SIO_KEY
-from conftest import make_token
+from conftest import create_investigation, make_token
 from schemas import cidadao, omni
 
 
@@ -39,21 +39,22 @@ async def test_investigation_room_mixes_transports(server: Any, raw: Any, sio: A
     """anomaly_detected emitted to investigation:{id} reaches a raw endpoint client, a raw chat subscriber
     and a Socket.IO subscriber, each as a valid Cidadão message."""
     token = make_token("ana")
-    endpoint = await raw("/api/v1/ws/investigations/INV-2026-001", token)
+    inv_id = await create_investigation(server, token)
+    endpoint = await raw(f"/api/v1/ws/investigations/{inv_id}", token)
     await endpoint.recv_kind("connection")
     chat = await raw("/api/v1/ws/chat/s1", token)
     await chat.recv_kind("connection")
-    await chat.send({"type": "subscribe", "data": {"investigation_id": "INV-2026-001"}})
+    await chat.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
     assert (await chat.recv_kind("subscribed"))["data"]["status"] == "subscribed"
     io = await sio("/chat", auth={"token": token, "session_id": "s1"})
     await io.recv_kind("connection")
-    await io.emit("subscribe", {"investigation_id": "INV-2026-001"})
+    await io.emit("subscribe", {"investigation_id": inv_id})
     await io.recv_kind("subscribed")
-    anomaly = {"investigation_id": "INV-2026-001", "severity": "high", "description": "Preço 300% acima",
+    anomaly = {"investigation_id": inv_id, "severity": "high", "description": "Preço 300% acima",
                "details": {"contract_id": "CNT-1", "expected_value": 100000, "actual_value": 400000}}
-    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room="investigation:INV-2026-001",
+    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room=f"investigation:{inv_id}",
                                    namespace="/investigations")
-    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room="investigation:INV-2026-001",
+    await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room=f"investigation:{inv_id}",
                                    namespace="/chat")
     for client in (endpoint, chat):
         message = await client.recv_kind("anomaly_detected")

@@ -7,19 +7,19 @@ import re
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import pytest
 import socketio
 
 from app.factory import SIO_KEY
-from conftest import RawClient, SECRET, SioClient, TIMEOUT, error_parts, make_token
+from conftest import RawClient, SECRET, SioClient, TIMEOUT, create_investigation, error_parts, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 OMNI = "/ws"
 CHAT = "/api/v1/ws/chat/s1"
-INVESTIGATION = "/api/v1/ws/investigations/INV-2026-001"
+INVESTIGATION = "/api/v1/ws/investigations/{investigation_id}"  # opened on one alice creates (`raw`)
 RAW_ENDPOINTS = [OMNI, CHAT, INVESTIGATION]
 RATE_LIMITED = {"rate_limit_per_second": 1, "rate_limit_burst": 3, "rate_limit_close_after": 5}
 RATE_MESSAGE = re.compile(r"^Muitas mensagens\. Aguarde \d+ segundos\.$")
@@ -28,6 +28,16 @@ APP = "http://app.example"
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def raw(server: Any, raw: Any) -> Callable[..., Awaitable[RawClient]]:
+    """conftest's `raw`, but INVESTIGATION opens the endpoint of an investigation alice has just created."""
+    async def connect(path: str, token: str | None = None, **kwargs: Any) -> RawClient:
+        if path == INVESTIGATION:
+            inv_id = await create_investigation(server, make_token("alice"))
+            path = INVESTIGATION.format(investigation_id=inv_id)
+        return await raw(path, token, **kwargs)
+    return connect
 
 
 def error_kind(path: str) -> str:

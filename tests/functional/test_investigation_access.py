@@ -14,16 +14,8 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import pytest
 
-from conftest import TIMEOUT, error_parts, make_token
+from conftest import CONTRACTS_CSV as CSV, TIMEOUT, error_parts, make_token
 
-CSV = """contract_id,agency,supplier,item,category,value,date,quantity
-C-1,Prefeitura X,Fornecedora A,Notebook,informática,4500,2025-03-01,1
-C-2,Prefeitura X,Fornecedora B,Notebook,informática,4700,2025-03-09,1
-C-3,Prefeitura X,Fornecedora C,Notebook,informática,4400,2025-04-02,1
-C-4,Prefeitura X,Fornecedora D,Notebook,informática,4600,2025-05-11,1
-C-5,Prefeitura X,Fornecedora E,Notebook,informática,4550,2025-06-20,1
-C-6,Prefeitura X,Fornecedora F,Notebook,informática,19000,2025-07-04,1
-"""
 ID = re.compile(r"INV-\d{4}-[0-9A-F]{16}")
 NOT_FOUND_BODY = {"error": {"code": "NOT_FOUND", "message": "investigação não encontrada"}}
 

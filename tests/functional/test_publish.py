@@ -11,10 +11,10 @@ import pytest
 
 from app.factory import NAMESPACES
 from app.publish import DOCUMENTED, MAX_BODY, Publication
-from conftest import make_token
+from conftest import create_investigation, make_token
 
 NOTICE = {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"}
-ANOMALY = {"investigation_id": "INV-1", "severity": "high", "description": "Sobrepreço",
+ANOMALY = {"severity": "high", "description": "Sobrepreço",  # with the investigation_id of a real one
            "details": {"contract_id": "C-9", "expected_value": 100.0, "actual_value": 250.0}}
 PUBLISHER = make_token("backend", ("publish",))
 GOOD = {"namespace": "/omni", "user": "alice", "event": "NOTIFICACAO_GERAL", "data": NOTICE}
@@ -125,15 +125,18 @@ async def test_user_publication_reaches_raw_and_socketio_clients(server: Any, ra
 
 
 async def test_room_publication_reaches_investigation_clients(server: Any, raw: Any) -> None:
-    """anomaly_detected published to room investigation:INV-1 reaches a raw client of that investigation."""
-    ws = await raw("/api/v1/ws/investigations/INV-1", make_token("alice", ("investigations",)))
+    """anomaly_detected published to room investigation:{id} reaches a raw client of that investigation."""
+    token = make_token("alice", ("investigations",))
+    inv_id = await create_investigation(server, token)
+    ws = await raw(f"/api/v1/ws/investigations/{inv_id}", token)
     await ws.recv_kind("connection")
-    body = {"namespace": "/investigations", "room": "investigation:INV-1", "event": "anomaly_detected",
-            "data": ANOMALY}
+    anomaly = {"investigation_id": inv_id, **ANOMALY}
+    body = {"namespace": "/investigations", "room": f"investigation:{inv_id}", "event": "anomaly_detected",
+            "data": anomaly}
     status, _ = await post(server, body)
     assert status == 202
     message = await ws.recv_kind("anomaly_detected")
-    assert message["data"] == ANOMALY and message["id"] and message["timestamp"]
+    assert message["data"] == anomaly and message["id"] and message["timestamp"]
 
 
 async def test_batch_is_emitted_in_order(server: Any, raw: Any) -> None:

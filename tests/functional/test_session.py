@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from app.factory import SIO_KEY
-from conftest import SECRET, SioClient, make_token
+from conftest import SECRET, SioClient, create_investigation, make_token
 from schemas import cidadao, omni
 
 
@@ -84,20 +84,23 @@ async def test_socketio_takes_ids_from_query_string(server: Any) -> None:
 
 
 async def test_subscribe_and_unsubscribe(server: Any, raw: Any) -> None:
-    """subscribe joins investigation:{id} with a confirmation; unsubscribe leaves it."""
+    """subscribe joins investigation:{id} with a confirmation (then its state); unsubscribe leaves it."""
+    inv_id = await create_investigation(server, make_token("ana"))
     ws = await raw("/api/v1/ws/chat/s2", make_token("ana"))
     await ws.recv_kind("connection")
-    await ws.send({"type": "subscribe", "data": {"investigation_id": "INV-2025-001"}})
+    await ws.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
     confirmation = cidadao_valid(await ws.recv_kind("subscribed"))
-    assert confirmation == {"investigation_id": "INV-2025-001", "status": "subscribed"}
-    progress = {"investigation_id": "INV-2025-001", "update_type": "progress", "progress": 45,
+    assert confirmation == {"investigation_id": inv_id, "status": "subscribed"}
+    snapshot = cidadao_valid(await ws.recv_kind("investigation_progress"))
+    assert (snapshot["investigation_id"], snapshot["update_type"]) == (inv_id, "snapshot")
+    progress = {"investigation_id": inv_id, "update_type": "progress", "progress": 45,
                 "status": "analyzing_contracts", "message": "Analisando 1.234 contratos..."}
-    await server.app[SIO_KEY].emit("investigation_progress", progress, room="investigation:INV-2025-001",
+    await server.app[SIO_KEY].emit("investigation_progress", progress, room=f"investigation:{inv_id}",
                                    namespace="/chat")
     assert cidadao_valid(await ws.recv_kind("investigation_progress")) == progress
-    await ws.send({"type": "unsubscribe", "data": {"investigation_id": "INV-2025-001"}})
+    await ws.send({"type": "unsubscribe", "data": {"investigation_id": inv_id}})
     assert cidadao_valid(await ws.recv_kind("unsubscribed"))["status"] == "unsubscribed"
-    await server.app[SIO_KEY].emit("investigation_progress", progress, room="investigation:INV-2025-001",
+    await server.app[SIO_KEY].emit("investigation_progress", progress, room=f"investigation:{inv_id}",
                                    namespace="/chat")
     await ws.send({"type": "ping", "data": {}})
     assert (await ws.recv())["type"] == "pong"  # nothing from the room came first
@@ -122,10 +125,12 @@ async def test_typing_reaches_the_other_clients_debounced(raw: Any, sio: Any) ->
 
 
 @pytest.mark.parametrize("settings_overrides", [{"heartbeat": 0.3}])
-async def test_investigations_endpoint_heartbeat(raw: Any, settings_overrides: Any) -> None:
+async def test_investigations_endpoint_heartbeat(server: Any, raw: Any, settings_overrides: Any) -> None:
     """The investigations endpoint pushes a `heartbeat` message every HEARTBEAT seconds."""
-    ws = await raw("/api/v1/ws/investigations/INV-1", make_token(scopes=("investigations",)))
-    assert cidadao_valid(await ws.recv_kind("connection"))["investigation_id"] == "INV-1"
+    token = make_token(scopes=("investigations",))
+    inv_id = await create_investigation(server, token)
+    ws = await raw(f"/api/v1/ws/investigations/{inv_id}", token)
+    assert cidadao_valid(await ws.recv_kind("connection"))["investigation_id"] == inv_id
     cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
     cidadao_valid(await ws.recv_kind("heartbeat", timeout=3))
 
