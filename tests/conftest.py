@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
@@ -282,3 +285,51 @@ async def pair(start_server: Any, redis_server: RedisProcess) -> tuple[Any, Any]
     second = await start_server(redis_url=redis_server.url)
     await subscribed(first, second)
     return first, second
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServedApp:
+    """`python -m app` in a subprocess on a free port, as an operator runs it; its output is collected."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
+        self.proc, self.port = proc, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.seen: list[str] = []
+
+    async def read_until(self, needle: str, timeout: float = TIMEOUT) -> None:
+        """Read its output line by line until one contains `needle`."""
+        async def read() -> None:
+            assert self.proc.stdout is not None
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError(f"server output ended before {needle!r}: {self.output}")
+                self.seen.append(line)
+                if needle in line:
+                    return
+        await asyncio.wait_for(read(), timeout)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.seen)
+
+
+@contextlib.asynccontextmanager
+async def served_app(cwd: Path, **env: str) -> AsyncIterator[ServedApp]:
+    """Run `python -m app` (JWT_SECRET set, INFO logs) until the block ends, then collect all it wrote."""
+    port = free_port()
+    environ = {**os.environ, "JWT_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO",
+               "PYTHONPATH": str(ROOT), **env}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app", cwd=cwd, env=environ,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    app = ServedApp(proc, port)
+    try:
+        await app.read_until("Running on", 3 * TIMEOUT)
+        yield app
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        rest, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        app.seen.append(rest.decode())

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sys
 import time
 from typing import Any
 
@@ -15,9 +13,9 @@ import aiohttp
 import pytest
 
 from app.keys import SIO_KEY
-from conftest import SECRET, TIMEOUT, RawClient, error_parts, free_port, make_token
-from tests.functional.test_hostile import (CHAT, OMNI, ROOT, assert_serves, close_frame, connect, expect_error,
-                                           ping, read_until, sio_connect, sio_ping)
+from conftest import TIMEOUT, RawClient, error_parts, make_token, served_app
+from tests.functional.test_hostile import (CHAT, OMNI, assert_serves, close_frame, connect, expect_error, ping,
+                                           sio_connect, sio_ping)
 
 EIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 SURROGATE = "\\ud800"  # as JSON text: a lone surrogate escape, which no UTF-8 peer can carry back
@@ -399,44 +397,17 @@ async def test_flood_log_is_bounded_end_to_end(tmp_path: Any) -> None:
     """`python -m app` under the flood of item 2 — 300 unauthenticated Engine.IO sockets sending `42{}`,
     `425` or `42/omni,{}` — writes no traceback, its access line per connection, and a bounded number of
     other lines, which say how many they held back."""
-    port = free_port()
-    env = {**os.environ, "JWT_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO",
-           "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app", cwd=tmp_path, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    base = f"http://127.0.0.1:{port}"
-    seen: list[str] = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            await wait_listening(http, base)
-            for i in range(300):
-                async with http.ws_connect(f"{base}{EIO_PATH}") as ws:
-                    await ws.receive(timeout=TIMEOUT)
-                    await ws.send_str(("42{}", "425", "42/omni,{}")[i % 3])
-                    assert (await eio_closed(ws))[0] == 1002
-            async with http.get(f"{base}/healthz?done=1") as response:
-                assert response.status == 200
-        await asyncio.wait_for(read_until(proc.stdout, '"GET /healthz"', seen), TIMEOUT)
-    finally:
-        proc.terminate()
-        rest, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        seen.append(rest.decode())
-    output = "".join(seen)
-    closing = [line for line in output.splitlines() if "closing Socket.IO connection" in line]
-    assert "Traceback" not in output and " ERROR " not in output
-    assert 10 <= len(closing) <= 60 and "similar lines suppressed" in output
+    async with served_app(tmp_path) as app, aiohttp.ClientSession() as http:
+        for i in range(300):
+            async with http.ws_connect(f"{app.base}{EIO_PATH}") as ws:
+                await ws.receive(timeout=TIMEOUT)
+                await ws.send_str(("42{}", "425", "42/omni,{}")[i % 3])
+                assert (await eio_closed(ws))[0] == 1002
+        async with http.get(f"{app.base}/healthz?done=1") as response:
+            assert response.status == 200
+        await app.read_until('"GET /healthz"')
+    closing = [line for line in app.output.splitlines() if "closing Socket.IO connection" in line]
+    assert "Traceback" not in app.output and " ERROR " not in app.output
+    assert 10 <= len(closing) <= 60 and "similar lines suppressed" in app.output
     # one access line per connection, ~100 bytes each; the issue measured 880 KiB for 500 such packets
-    assert len(output) < 60_000
-
-
-async def wait_listening(http: aiohttp.ClientSession, base: str) -> None:
-    """Poll /healthz until the server answers (a real answer, not a fixed delay)."""
-    for _ in range(200):
-        try:
-            async with http.get(f"{base}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectorError:
-            await asyncio.sleep(0.05)
-    raise AssertionError("the server never listened")
+    assert len(app.output) < 60_000

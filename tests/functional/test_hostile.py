@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import sys
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -14,9 +10,8 @@ import pytest
 import socketio
 
 from app.factory import SIO_KEY
-from conftest import RawClient, SECRET, SioClient, TIMEOUT, create_investigation, error_parts, make_token
+from conftest import RawClient, SECRET, SioClient, TIMEOUT, create_investigation, error_parts, make_token, served_app
 
-ROOT = Path(__file__).resolve().parents[2]
 OMNI = "/ws"
 CHAT = "/api/v1/ws/chat/s1"
 INVESTIGATION = "/api/v1/ws/investigations/{investigation_id}"  # opened on one alice creates (`raw`)
@@ -473,65 +468,31 @@ async def test_idle_timeout(server: Any, raw: Any, sio: Any) -> None:
 
 # -- the access log, as `python -m app` writes it ---------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
-    while True:
-        line = (await stream.readline()).decode()
-        if not line:
-            raise AssertionError(f"server output ended before {needle!r}: {''.join(seen)}")
-        seen.append(line)
-        if needle in line:
-            return
-
-
 async def test_access_log_never_contains_token(tmp_path: Any) -> None:
     """`python -m app` logs each request without its query string: no token ever reaches the log."""
-    port = free_port()
-    env = {**os.environ, "JWT_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "INFO"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    seen: list[str] = []
     token, bad = make_token("alice"), make_token("mallory", key="wrong-secret-0123456789abcdef-012345")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):  # wait for the listening socket: a real answer, not a fixed delay
-                try:
-                    async with session.get(f"{base}/healthz?token={token}") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.05)
-            for url, headers in ((f"{base}/ws?token={token}", {}),
-                                 (f"{base}/ws", {"Authorization": f"Bearer {token}"}),
-                                 (f"{base}/api/v1/ws/chat/s1?token={bad}", {})):
-                async with session.ws_connect(url, headers=headers) as ws:
-                    await ws.send_json({"event": "SESSAO_PING", "data": {}})
-                    await ws.receive(timeout=TIMEOUT)
-            async with session.ws_connect(f"{base}/ws", protocols=("bearer", token)) as ws:
-                assert ws.protocol == "bearer"
-            io = SioClient("/omni")
-            await io.client.connect(f"{base}/?token={token}", namespaces=["/omni"], transports=["websocket"],
-                                    wait_timeout=TIMEOUT)
-            await sio_ping(io)
-            await io.client.disconnect()
-            async with session.get(f"{base}/healthz?token={bad}&done=1") as response:
-                assert response.status == 200
+    async with served_app(tmp_path) as app, aiohttp.ClientSession() as session:
+        base = app.base
+        async with session.get(f"{base}/healthz?token={token}") as response:
+            assert response.status == 200
+        for url, headers in ((f"{base}/ws?token={token}", {}),
+                             (f"{base}/ws", {"Authorization": f"Bearer {token}"}),
+                             (f"{base}/api/v1/ws/chat/s1?token={bad}", {})):
+            async with session.ws_connect(url, headers=headers) as ws:
+                await ws.send_json({"event": "SESSAO_PING", "data": {}})
+                await ws.receive(timeout=TIMEOUT)
+        async with session.ws_connect(f"{base}/ws", protocols=("bearer", token)) as ws:
+            assert ws.protocol == "bearer"
+        io = SioClient("/omni")
+        await io.client.connect(f"{base}/?token={token}", namespaces=["/omni"], transports=["websocket"],
+                                wait_timeout=TIMEOUT)
+        await sio_ping(io)
+        await io.client.disconnect()
+        async with session.get(f"{base}/healthz?token={bad}&done=1") as response:
+            assert response.status == 200
         for _ in range(2):  # both /healthz requests, the last one logged after every websocket above
-            await asyncio.wait_for(read_until(proc.stdout, "/healthz", seen), TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        rest, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        seen.append(rest.decode())
-    output = "".join(seen)
+            await app.read_until("/healthz")
+    output = app.output
     assert '"GET /ws" 101' in output and '"GET /api/v1/ws/chat/s1" 101' in output and '"GET /socket.io/" 101' in output
     for secret in (token, bad, token.split(".")[2], bad.split(".")[2], SECRET):
         assert secret not in output

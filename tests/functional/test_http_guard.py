@@ -7,11 +7,9 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import re
 import secrets
 import string
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -21,9 +19,8 @@ import pytest
 
 from app.audit import AUDIT
 from app.logs import LogBudget
-from conftest import SECRET, TIMEOUT, free_port, make_token
+from conftest import TIMEOUT, make_token, served_app
 
-ROOT = Path(__file__).resolve().parents[2]
 HANDSHAKE = 1.0  # HANDSHAKE_TIMEOUT of the servers under attack, seconds
 MARGIN = 1.0  # how late a drop may be on a busy machine
 TRICKLE = 0.2  # seconds between the bytes of a trickled header
@@ -265,36 +262,13 @@ async def test_oversized_token_is_refused_without_echo(guarded: Any, kind: str, 
 async def test_served_app_refuses_oversized_token_quietly(tmp_path: Path) -> None:
     """`python -m app` end to end: an oversized ?token= is refused and a stalled one dropped in
     HANDSHAKE_TIMEOUT, and stdout shows audit lines but no traceback and no piece of the token."""
-    port, token = free_port(), recognisable_token()
-    env = {**os.environ, "JWT_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "DEBUG",
-           "HANDSHAKE_TIMEOUT": str(HANDSHAKE), "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "app", cwd=tmp_path, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    seen: list[str] = []
-    try:
-        await asyncio.wait_for(read_until(proc.stdout, "Running on", seen), 3 * TIMEOUT)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    token = recognisable_token()
+    async with served_app(tmp_path, LOG_LEVEL="DEBUG", HANDSHAKE_TIMEOUT=str(HANDSHAKE)) as app:
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
         writer.write(oversized("query", token))
         assert (await asyncio.wait_for(until_eof(reader), TIMEOUT)).startswith(b"HTTP/1.0 431 ")
         writer.close()
-        assert await slow_client(("127.0.0.1", port), f"/ws?token={token[:200]}", "stalled") <= HANDSHAKE + MARGIN
-        await asyncio.wait_for(read_until(proc.stdout, '"handshake timeout"', seen), TIMEOUT)
-    finally:
-        proc.terminate()
-        rest, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        seen.append(rest.decode())
-    output = "".join(seen)
-    assert '"request header too large"' in output and '"handshake_refused"' in output
-    assert "Traceback" not in output and not leaks(token, output)
-
-
-async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
-    """Read the served app's output line by line until one contains `needle`."""
-    while True:
-        line = (await stream.readline()).decode()
-        if not line:
-            raise AssertionError(f"server output ended before {needle!r}: {''.join(seen)}")
-        seen.append(line)
-        if needle in line:
-            return
+        assert await slow_client(("127.0.0.1", app.port), f"/ws?token={token[:200]}", "stalled") <= HANDSHAKE + MARGIN
+        await app.read_until('"handshake timeout"')
+    assert '"request header too large"' in app.output and '"handshake_refused"' in app.output
+    assert "Traceback" not in app.output and not leaks(token, app.output)
