@@ -23,7 +23,7 @@ from socketio import packet
 
 from . import logs
 from .audit import AUDIT
-from .codecs import BadText, Codec, DecodeError, sio_packet
+from .codecs import BadText, Codec, DecodeError, request_id_of, sio_packet
 from .errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
 from .limits import UserLimits
@@ -182,19 +182,22 @@ class DirectWebSocket(EngineIOWebSocket):
         return self._sock
 
     async def wait(self) -> Any:
-        sid = self.handler.__self__.sid
+        sock = self.handler.__self__
         while True:
+            if sock.closed:  # e.g. after the client's close packet: Engine.IO would go on reading
+                await self._sock.close()
+                raise OSError()
             msg = await self._sock.receive()
             if msg.type is WSMsgType.BINARY or (msg.type is WSMsgType.TEXT and msg.data[:1] == "4"):
                 return msg.data  # a message: admitted by PonteServer with its namespace's answer
             if msg.type not in (WSMsgType.TEXT, WSMsgType.PING, WSMsgType.PONG):
                 raise OSError()  # closed: Engine.IO's read loop ends
             if msg.type is WSMsgType.TEXT and (not msg.data or msg.data[0] not in EIO_TYPES):
-                await self.gate.protocol_error(sid, "not an Engine.IO packet")
+                await self.gate.protocol_error(sock.sid, "not an Engine.IO packet")
                 raise OSError()
-            verdict = self.gate.admit_frame(sid)
+            verdict = self.gate.admit_frame(sock.sid)
             if verdict == ABUSE:
-                await self.gate.protocol_error(sid, "over the rate limit", CLOSE_POLICY)
+                await self.gate.protocol_error(sock.sid, "over the rate limit", CLOSE_POLICY)
                 raise OSError()
             if verdict == ADMIT:
                 if msg.type is WSMsgType.PING:
@@ -306,8 +309,7 @@ class PonteServer(socketio.AsyncServer):
         it gets the unknown-event answer instead."""
         handler = self.namespace_handlers.get(namespace)
         if handler is not None:
-            request_id = data.get("request_id") if isinstance(data, dict) else None
-            await handler.send_error(sid, handler.unknown_event(event), request_id)
+            await handler.send_error(sid, handler.unknown_event(event), request_id_of(data))
 
     async def disconnect_raw(self, peer: RawPeer, reason: str) -> None:
         """Forget a raw peer once its socket has closed."""

@@ -12,7 +12,7 @@ import socketio
 from pydantic import BaseModel
 
 from app.auth import AuthError, Principal, TokenVerifier, find_token
-from app.codecs import DecodeError, validate
+from app.codecs import DecodeError, request_id_of, validate
 from app.errors import (AUTHENTICATION_ERROR, CLOSE_OVERLOADED, CLOSE_POLICY, NOT_AVAILABLE,
                         PERMISSION_ERROR, SERVER_OVERLOADED, SYSTEM_ERROR, VALIDATION_ERROR,
                         PonteError)
@@ -135,7 +135,7 @@ class PonteNamespace(socketio.AsyncNamespace):
         client = self.clients.get(sid)
         if client is None:
             return None
-        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        request_id = request_id_of(payload)
         started = time.perf_counter()
         error: PonteError | None = None
         try:

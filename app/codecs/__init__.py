@@ -11,7 +11,9 @@ from typing import Any, Protocol
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-HUGE_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")  # 1e999: the one way JSON text reaches an infinite float
+# 1e999, or 309 digits in a row: the ways JSON text reaches a float too large to be finite
+HUGE_NUMBER = re.compile(r"\d[eE]\+?\d{3}|\d{309}")
+MAX_REQUEST_ID = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +80,15 @@ def load_json(text: str | bytes) -> Any:
     UTF-8 cannot carry back), at most 200 levels deep, integers of at most 4,300 digits."""
     try:
         obj = pydantic_core.from_json(text, allow_inf_nan=False)
+    except TypeError:  # a str holding a lone surrogate itself (not from the wire: aiohttp decodes UTF-8)
+        raise BadText("invalid text: a lone surrogate; text must be valid Unicode") from None
     except ValueError as exc:
         reason = str(exc)
         if "surrogate" in reason or "hex escape" in reason:
             raise BadText(f"invalid text: a lone surrogate in a \\u escape ({reason}); "
                           "text must be valid Unicode") from None
         raise DecodeError(f"invalid JSON: {reason}") from None
-    if HUGE_EXPONENT.search(text if isinstance(text, str) else text.decode("utf-8", "replace")) and _infinite(obj):
+    if HUGE_NUMBER.search(text if isinstance(text, str) else text.decode("utf-8", "replace")) and _infinite(obj):
         raise DecodeError("invalid JSON: a number too large for a float")
     return obj
 
@@ -100,6 +104,12 @@ def _infinite(value: Any) -> bool:
 
 
 INFINITY = float("inf")
+
+
+def request_id_of(payload: Any) -> str | None:
+    """The `request_id` a client sent, to echo in an answer: a string of at most 128 characters, or None."""
+    value = payload.get("request_id") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) and len(value) <= MAX_REQUEST_ID else None
 
 
 def load_object(text: str) -> dict[str, Any]:
