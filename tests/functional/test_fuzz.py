@@ -2,13 +2,14 @@
 documented answer or close code: never silence, never a traceback (the codecs alone: test_fuzz_codecs.py).
 
 One Ponte runs on port 0, with real aiohttp WebSocket clients on an event loop in a background thread
-(hypothesis drives sync tests; tests/fuzzing/ holds the strategies and the harness). Each example is one frame, sent on a connection kept while the server keeps it open, then a probe: a keep-alive
-and something whose answer names the probe. By then the server has either closed the connection with a
-documented code or answered the probe. Every message it sent is checked against the protocol's schemas,
-and the log may hold no traceback and no ERROR line. Expectations come from an oracle of the test's own
-(the standard library's JSON parser for raw frames, labels fixed while building Socket.IO packets), not
-from the code under test. Runs are reproducible (derandomized, no example database); inputs that once
-failed stay as explicit examples, run first.
+(hypothesis drives sync tests; tests/fuzzing/ holds the strategies and the harness). Each example is one
+frame, sent on a connection kept while the server keeps it open, then a probe: a keep-alive and something
+whose answer names the probe. By then the server has either closed the connection with a documented code
+or answered the probe. Every message it sent is checked against the protocol's schemas, and the log may
+hold no traceback and no ERROR line. Expectations come from an oracle of the test's own (the standard
+library's JSON parser for raw frames, labels fixed while building Socket.IO packets), not from the code
+under test. Runs are reproducible (derandomized, no example database); inputs that once failed stay as
+explicit examples, run first.
 """
 from __future__ import annotations
 
