@@ -19,7 +19,9 @@ import pytest
 import socketio
 
 from app import Settings, create_app
+from app.audit import AUDIT
 from app.keys import SIO_KEY
+from app.logs import LogBudget
 from app.auth import USER_SCOPES
 from tests.fixtures.blog import blog_site  # noqa: F401 - the fixture blog, for crawl tests
 
@@ -145,6 +147,15 @@ class SioClient:
             event, data = await self.recv(max(0.01, deadline - time.monotonic()))
             if event == kind:
                 return data
+
+
+@pytest.fixture(autouse=True)
+def audit_budget() -> Iterator[None]:
+    """A full budget of refusal audit lines for each test: the audit log is process-wide, and an earlier
+    test's flood may have spent it."""
+    saved, AUDIT.refusals = AUDIT.refusals, LogBudget()
+    yield
+    AUDIT.refusals = saved
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ import secrets
 import string
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import aiohttp
 import pytest
 
-from app.audit import AUDIT
-from app.logs import LogBudget
 from conftest import TIMEOUT, make_token, served_app
 
 HANDSHAKE = 1.0  # HANDSHAKE_TIMEOUT of the servers under attack, seconds
@@ -115,14 +113,6 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [line for line in lines if line["event"] == "handshake_refused"]
 
 
-@pytest.fixture
-def audit_budget() -> Iterator[None]:
-    """A full refusal budget for the test: the audit log is process-wide and an earlier flood may have spent it."""
-    saved, AUDIT.refusals = AUDIT.refusals, LogBudget()
-    yield
-    AUDIT.refusals = saved
-
-
 def address(server: Any) -> tuple[str, int]:
     """Where a test server listens."""
     return server.host, server.port
@@ -139,7 +129,7 @@ async def guarded(start_server: Any) -> Any:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", ["trickled", "stalled"])
-async def test_slow_handshake_is_dropped(guarded: Any, path: str, kind: str, audit_budget: None,
+async def test_slow_handshake_is_dropped(guarded: Any, path: str, kind: str,
                                          caplog: pytest.LogCaptureFixture) -> None:
     """Headers trickled a byte at a time, or a request line that stalls, are dropped at HANDSHAKE_TIMEOUT
     with one audit line."""
@@ -240,7 +230,7 @@ async def test_slow_upload_body_is_not_cut(guarded: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["query", "socket.io", "authorization"])
-async def test_oversized_token_is_refused_without_echo(guarded: Any, kind: str, audit_budget: None,
+async def test_oversized_token_is_refused_without_echo(guarded: Any, kind: str,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """A request or header line over 8,190 bytes gets a 431, no traceback, and no piece of it in the log or
     the answer; one audit line says why."""
