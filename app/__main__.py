@@ -2,45 +2,109 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+import textwrap
+from typing import Any
 
 from aiohttp import web
 
 from . import logs
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
 from .factory import create_app
-from .settings import SettingsError, from_env
+from .settings import Settings, SettingsError, documented, from_env
 
 log = logging.getLogger("ponte")
+BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the server (the default)")
-    token = commands.add_parser("token", help="print a JWT signed with the configured key")
+class StartupError(Exception):
+    """Ponte could not start; the message is one line for the operator."""
+
+
+def settings_help() -> str:
+    """Every environment variable with its default and meaning, from the settings model."""
+    lines = ["settings (environment variables, read once at start):"]
+    for name, default, meaning in documented():
+        lines.append(f"  {name} (default: {default})")
+        lines.extend(textwrap.wrap(meaning, 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: `serve` (the default) and `token`, each documenting the settings."""
+    formatting: dict[str, Any] = {"formatter_class": argparse.RawDescriptionHelpFormatter, "epilog": settings_help()}
+    main = argparse.ArgumentParser(prog="python -m app", description=__doc__, **formatting)
+    commands = main.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the server (the default)", description="Run the server.", **formatting)
+    token = commands.add_parser("token", help="print a JWT signed with the configured key",
+                                description="Print a JWT signed with JWT_SECRET or JWT_PRIVATE_KEY (or the "
+                                            "development secret in PONTE_HOME).", **formatting)
     token.add_argument("--sub", required=True, help="the user id (JWT sub claim)")
     token.add_argument("--scope", nargs="+", choices=ALL_SCOPES, default=list(USER_SCOPES),
                        help="scopes to grant (default: every user scope, not publish or admin)")
     token.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
-    args = parser.parse_args(argv)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; 2 and one line on stderr when it cannot start."""
+    args = parser().parse_args(argv)
     try:
         settings = from_env()
-    except SettingsError as exc:
+        if args.command == "token":
+            return token(settings, args.sub, tuple(args.scope), args.ttl)
+        serve(settings)
+    except (SettingsError, StartupError) as exc:
         print(f"ponte: {exc}", file=sys.stderr)
         return 2
-    if args.command == "token":
-        try:
-            print(issue_token(settings, args.sub, tuple(args.scope), args.ttl))
-        except AuthError as exc:
-            print(f"ponte: {exc.message}", file=sys.stderr)
-            return 2
-        return 0
-    logs.setup(settings.log_level, settings.audit_log)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=5,
-                access_log_class=logs.AccessLogger, print=lambda text: log.info(" ".join(text.split())))
     return 0
+
+
+def token(settings: Settings, sub: str, scopes: tuple[str, ...], ttl: float) -> int:
+    """Print a token; say on stderr which development secret signed it, if one did."""
+    try:
+        print(issue_token(settings, sub, scopes, ttl))
+    except AuthError as exc:
+        raise StartupError(exc.message) from None
+    if settings.dev_secret_path:
+        print(f"ponte: signed with the development secret in {settings.dev_secret_path}", file=sys.stderr)
+    return 0
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until it is stopped; a failure before it listens raises StartupError."""
+    logs.setup(settings.log_level, settings.audit_log)
+    if settings.dev_secret_path:
+        log.warning("no JWT_SECRET: using the development secret in %s (development only; PONTE_HOME moves it); "
+                    "mint a token, from any directory, with: python -m app token --sub alice",
+                    settings.dev_secret_path)
+    listening = False
+
+    def running(text: str) -> None:
+        nonlocal listening
+        listening = True
+        log.info(" ".join(text.split()))
+
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=5,
+                    access_log_class=logs.AccessLogger, print=running)
+    except Exception as exc:
+        if listening:
+            raise
+        log.debug("start-up failed", exc_info=True)
+        raise StartupError(startup_failure(settings, exc)) from None
+
+
+def startup_failure(settings: Settings, exc: Exception) -> str:
+    """One line saying why the server could not start, and what to do when that is known."""
+    if isinstance(exc, OSError) and exc.errno in BIND_ERRORS:
+        advice = "stop what is using it, or " if exc.errno == errno.EADDRINUSE else ""
+        return (f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                f"{advice}set PORT (and HOST) to another address")
+    detail = " ".join(str(exc).split()) or "no details"
+    return f"start-up failed: {type(exc).__name__}: {detail} (LOG_LEVEL=DEBUG logs the traceback)"
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway
+        self._dev_secret_path = settings.dev_secret_path
 
     def verify(self, token: str) -> Principal:
         """Return the token's principal or raise AuthError."""
@@ -70,9 +71,21 @@ class TokenVerifier:
             raise AuthError("Token de autenticação expirado", {"motivo": "expired"}) from None
         except jwt.ImmatureSignatureError:
             raise AuthError("Token de autenticação ainda não é válido", {"motivo": "not_yet_valid"}) from None
+        except jwt.InvalidSignatureError:
+            raise self._signed_elsewhere() from None
         except jwt.InvalidTokenError as exc:
             raise AuthError("Token de autenticação inválido", {"motivo": type(exc).__name__}) from None
         return _principal(claims)
+
+    def _signed_elsewhere(self) -> AuthError:
+        """A token signed with another key: say so, and where the development secret lives when it is in use."""
+        message = "Token de autenticação inválido: assinado com outra chave, não a deste servidor"
+        details = {"motivo": "InvalidSignatureError"}
+        if self._dev_secret_path:
+            message += (f"; o servidor usa o segredo de desenvolvimento em {self._dev_secret_path}: gere o token "
+                        "com `python -m app token --sub USUARIO` com o mesmo PONTE_HOME")
+            details["segredo_de_desenvolvimento"] = self._dev_secret_path
+        return AuthError(message, details)
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:

@@ -19,7 +19,7 @@ from . import origins
 from .auth import SUBPROTOCOL_MARKERS
 from .codecs import Codec, DecodeError
 from .audit import AUDIT
-from .errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
+from .errors import CLOSE_INTERNAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from .guards import ABUSE, ADMIT, ConnectionGuard
 from .settings import Settings
 from .sio import CLOSE_WAIT, PonteServer, rate_error
@@ -107,7 +107,7 @@ class RawBridge:
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),
                        s.send_queue_limit, self.server.send_failed)
-        namespace, reason = endpoint.namespace, "client disconnect"
+        namespace, reason = endpoint.namespace, "cancelled"  # unless the loop below ends or fails
         try:
             sid = await self.server.connect_raw(peer, namespace, {"aiohttp.request": request, "ponte.raw": True},
                                                 endpoint.auth_from_path(request))
@@ -125,10 +125,10 @@ class RawBridge:
                 elif msg.type is WSMsgType.BINARY:
                     await self.server.refuse(sid, namespace, PonteError(
                         VALIDATION_ERROR, "binary frames are not supported: send JSON text"), "(binary)")
-            reason = "transport close" if ws.close_code != CLOSE_NORMAL else "client disconnect"
+            reason = f"close code {ws.close_code}" if ws.close_code is not None else "connection lost"
         except Exception:  # noqa: BLE001 - never a traceback to the client, never a dead process
             log.exception("raw connection %s failed", peer.eio_sid)
-            reason = "server error"
+            reason = f"close code {CLOSE_INTERNAL}, server error"
             await ws.close(code=CLOSE_INTERNAL, message=b"internal server error")
         finally:
             self.server.release(peer)

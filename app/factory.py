@@ -20,6 +20,7 @@ from schemas import cidadao as schemas_cidadao
 from schemas import omni as schemas_omni
 
 from . import ops, origins
+from engines.agents import language
 from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
@@ -45,7 +46,7 @@ from .sio import FanoutManager, PonteServer
 log = logging.getLogger("ponte")
 
 NAMESPACES = {"/omni": OmniNamespace, "/chat": ChatNamespace, "/investigations": InvestigationsNamespace}
-DRAIN_SECONDS = 10.0  # per drain step; Heroku kills a dyno 30 s after SIGTERM
+DRAIN_SECONDS = 10.0  # for the whole drain; Heroku kills a dyno 30 s after SIGTERM
 ENDPOINTS = [
     Endpoint("/ws", "/omni", omni, lambda request: {}),
     Endpoint("/api/v1/ws/chat/{session_id}", "/chat", cidadao,
@@ -132,6 +133,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     investigations.source = make_source(settings.contracts_source, settings.transparencia_api_key, http)
     services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
                                       settings.agent_backend_url, http)
+    language.load()  # before serving: loading holds the event loop (and the GIL) for about 0.4 s
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
@@ -189,20 +191,23 @@ async def heartbeat(sio: PonteServer) -> None:
 async def close_clients(app: web.Application) -> None:
     """On shutdown (SIGTERM), with the listener already closed: mark the instance as draining,
     tell every client to reconnect (raw: close 1012; Socket.IO: the transport closes, which its
-    clients answer by reconnecting), and let in-flight handlers finish for a bounded time."""
+    clients answer by reconnecting), let in-flight handlers finish, all within DRAIN_SECONDS, and
+    log what was closed."""
     sio = app[SIO_KEY]
     app[DRAINING_KEY].append(time.time())
-    log.info("draining: closing %d raw and %d Socket.IO connections", len(sio.raw_peers), len(sio.eio.sockets))
-    for peer in list(sio.raw_peers.values()):
+    started = time.monotonic()
+    raw = list(sio.raw_peers.values())
+    log.info("draining: closing %d raw and %d Socket.IO connections", len(raw), len(sio.eio.sockets))
+    for peer in raw:
         peer.close_soon(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
-    # Each Socket.IO transport ends now (a WebSocket with its close code), rather than through
-    # Engine.IO's close, which waits for every socket's queue to be read by its client.
-    closing = [asyncio.create_task(sio.close_socket(eio_sid, CLOSE_SERVICE_RESTART, "server restarting"))
-               for eio_sid in list(sio.eio.sockets)]
-    if closing:
-        await asyncio.wait(closing, timeout=DRAIN_SECONDS)
+    # Each Socket.IO transport ends now (a WebSocket with its close code, a pending long poll with
+    # Engine.IO's close packet), rather than through Engine.IO's close, which waits for every
+    # socket's queue to be read by its client: one that stopped polling never reads it.
+    sockets, polling = await sio.close_sockets(CLOSE_SERVICE_RESTART, "server restarting", DRAIN_SECONDS)
     pending = [task for ns in sio.namespace_handlers.values() for task in getattr(ns, "_tasks", ())]
     if pending:
-        await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+        await asyncio.wait(pending, timeout=max(0.0, started + DRAIN_SECONDS - time.monotonic()))
     with contextlib.suppress(Exception):
         await sio.shutdown()
+    log.info("drained: closed %d raw, %d Socket.IO (%d polling) connections in %.1f s",
+             len(raw), sockets, polling, time.monotonic() - started)

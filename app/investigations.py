@@ -23,6 +23,7 @@ from engines.contracts.analysis import analyse
 from engines.contracts.model import Anomaly, Contract, Finding, Progress, Step
 from engines.contracts.report import build_report
 from engines.contracts.source import ContractSource, SourceError
+from engines.contracts.texts import language, source_label, text
 
 from .auth import Principal
 from .errors import RATE_LIMIT_ERROR, PonteError
@@ -79,8 +80,8 @@ def links(base: str, inv_id: str, key: str) -> dict[str, str]:
 
 def view(doc: dict[str, Any]) -> dict[str, Any]:
     """What clients and agents see of an investigation (the report itself is served apart)."""
-    keys = ("investigation_id", "title", "status", "progress", "message", "query", "source", "source_label",
-            "records", "anomalies", "findings", "report_url", "summary", "created_at", "error")
+    keys = ("investigation_id", "title", "status", "progress", "message", "query", "language", "filters", "source",
+            "source_label", "records", "anomalies", "findings", "report_url", "summary", "created_at", "error")
     return {key: doc.get(key) for key in keys}
 
 
@@ -95,21 +96,23 @@ class InvestigationService:
 
     async def create(self, creator_sub: str | None, creator_session: str | None, origin: str, *,
                      session_owner: str | None = None, contracts: Sequence[Contract] | None = None,
-                     query: str | None = None, title: str | None = None, before_start: Any = None) -> dict[str, Any]:
+                     query: str | None = None, title: str | None = None, before_start: Any = None,
+                     lang: str = "pt") -> dict[str, Any]:
         """Register an investigation and start analysing it; its first document. `session_owner` is
         the user owning `creator_session` (None: anonymous, its clients may see it). `before_start(id)`
-        runs before the first event can be emitted (to put followers in its room)."""
+        runs before the first event can be emitted (to put followers in its room). `lang` ("pt", "en")
+        words its progress, anomalies, findings and report."""
         if len(self.tasks) >= self.settings.max_investigations:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
                              {"limite": self.settings.max_investigations})
-        inv_id, key = new_id(), secrets.token_urlsafe(16)
+        inv_id, key, lang = new_id(), secrets.token_urlsafe(16), language(lang)
+        source = "upload" if contracts is not None else self.source.name if self.source else None
         doc: dict[str, Any] = {
-            "investigation_id": inv_id, "title": title or query or inv_id, "query": query,
+            "investigation_id": inv_id, "title": title or query or inv_id, "query": query, "language": lang,
             "creator_sub": creator_sub, "creator_session": creator_session, "session_owner": session_owner,
             "read_key": key, "links": links(self.settings.public_url or origin, inv_id, key),
-            "status": "queued", "progress": 0.0, "message": "Na fila", "records": len(contracts or ()),
-            "source": "upload" if contracts is not None else None,
-            "source_label": "contratos enviados" if contracts is not None else None,
+            "status": "queued", "progress": 0.0, "message": text(lang, "queued"), "records": len(contracts or ()),
+            "source": source, "source_label": source_label(source, lang), "filters": self._filters(contracts, query),
             "anomalies": [], "anomalies_total": 0, "findings": [], "summary": {}, "report_url": None,
             "created_at": time.time(), "updated_at": time.time()}
         await self.records.put(KIND, inv_id, doc)
@@ -123,6 +126,12 @@ class InvestigationService:
         self.tasks[inv_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(inv_id, None))
         return doc
+
+    def _filters(self, contracts: Sequence[Contract] | None, query: str | None) -> dict[str, Any]:
+        """What the source understands of the query (nothing for uploaded contracts)."""
+        if contracts is not None or self.source is None:
+            return {}
+        return self.source.interpret(query or "").to_dict()
 
     async def get(self, inv_id: str) -> dict[str, Any] | None:
         try:
@@ -147,19 +156,19 @@ class InvestigationService:
             doc.update(status="running", records=len(contracts))
             await self._steps(doc, contracts)
         except asyncio.CancelledError:
-            await self._fail(doc, "o servidor foi reiniciado durante a análise")
+            await self._fail(doc, text(doc["language"], "error_restarted"))
             raise
         except SourceError as exc:
-            await self._fail(doc, str(exc))
+            await self._fail(doc, exc.text(doc["language"]))
         except Exception:  # noqa: BLE001 - the followers get a failed status, the server goes on
             log.exception("investigation %s failed", doc["investigation_id"])
-            await self._fail(doc, "erro interno durante a análise")
+            await self._fail(doc, text(doc["language"], "error_internal"))
 
     async def _load(self, doc: dict[str, Any]) -> Sequence[Contract]:
         if self.source is None:
-            raise SourceError("nenhuma fonte de contratos configurada")
-        doc.update(source=self.source.name, source_label=self.source.label)
-        await self._progress(doc, Progress("loading_contracts", 1.0, f"Buscando contratos em {self.source.label}..."))
+            raise SourceError("error_no_source")
+        await self._progress(doc, Progress("loading_contracts", 1.0,
+                                           text(doc["language"], "loading", source=doc["source_label"])))
         return await self.source.search(doc["query"] or "", self.settings.max_investigation_records)
 
     async def _steps(self, doc: dict[str, Any], contracts: Sequence[Contract]) -> None:
@@ -167,7 +176,7 @@ class InvestigationService:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
         stop = threading.Event()
-        worker = loop.run_in_executor(None, produce, contracts, queue, loop, stop)
+        worker = loop.run_in_executor(None, produce, contracts, queue, loop, stop, doc["language"])
         try:
             while (step := await queue.get()) is not DONE:
                 if isinstance(step, BaseException):
@@ -244,10 +253,10 @@ class SessionDesk:
         self.follow = follow  # async (investigation id) → None: the session's clients join its room
         self.session_owner = session_owner  # the user the chat session belongs to; None: anonymous
 
-    async def start(self, query: str) -> dict[str, Any]:
+    async def start(self, query: str, language: str = "pt") -> dict[str, Any]:
         creator = None if self.principal.anonymous else self.principal.sub
         doc = await self.service.create(creator, self.session_id, self.origin, session_owner=self.session_owner,
-                                        query=query, title=query[:200], before_start=self.follow)
+                                        query=query, title=query[:200], before_start=self.follow, lang=language)
         return view(doc)
 
     async def latest(self) -> dict[str, Any] | None:
@@ -260,10 +269,11 @@ class SessionDesk:
 
 
 def produce(contracts: Sequence[Contract], queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop,
-            stop: threading.Event) -> None:
-    """The worker thread: the analysis' steps into the queue, waiting while it is full, until stopped."""
+            stop: threading.Event, lang: str = "pt") -> None:
+    """The worker thread: the analysis' steps (worded in `lang`) into the queue, waiting while it is full,
+    until stopped."""
     try:
-        for step in analyse(contracts):
+        for step in analyse(contracts, lang=lang):
             if not hand_over(step, queue, loop, stop):
                 return
         hand_over(DONE, queue, loop, stop)

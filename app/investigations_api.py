@@ -6,6 +6,9 @@ its `?session_id=`: the creator is that user or that session (an investigation c
 no public session). Reading it afterwards takes what `app.investigations.visible` accepts, or the read
 key its `url` and `report_url` carry (`?key=`, for a browser); anyone else gets 404 NOT_FOUND, the same
 answer as for an id that does not exist.
+
+The investigation is worded (progress, anomalies, findings, report) in `?lang=en|pt`, else in the first
+of English or Portuguese that `Accept-Language` names, else in Portuguese.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from aiohttp import BodyPartReader, web
 
 from engines.contracts.records import RecordError, parse_csv, parse_json
 from engines.contracts.report import render_html, render_markdown
+from engines.contracts.texts import LANGUAGES, PT
 from handlers.chat import checked_id
 
 from .auth import AuthError, Principal, find_token
@@ -43,7 +47,8 @@ async def create(request: web.Request) -> web.Response:
         contracts, title = await upload(request)
         user = None if principal.anonymous else principal.sub
         doc = await request.app[GATEWAY_KEY].services["investigations"].create(
-            user, session_id, origin_params(request)["origin"], session_owner=user, contracts=contracts, title=title)
+            user, session_id, origin_params(request)["origin"], session_owner=user, contracts=contracts, title=title,
+            lang=request_language(request))
     except Refused as exc:
         return exc.response()
     except PonteError as exc:
@@ -77,6 +82,30 @@ async def report(request: web.Request) -> web.Response:
     if kind == "html":
         return web.Response(text=render_html(doc["report"]), content_type="text/html", charset="utf-8")
     return web.json_response(doc["report"])
+
+
+def request_language(request: web.Request) -> str:
+    """`?lang=` when it is pt or en, else the preferred of them in Accept-Language, else Portuguese."""
+    asked = request.query.get("lang", "").lower()
+    if asked in LANGUAGES:
+        return asked
+    return accepted_language(request.headers.get("Accept-Language", "")) or PT
+
+
+def accepted_language(header: str) -> str | None:
+    """The supported language an Accept-Language header prefers most ("en-GB,pt;q=0.8" → "en")."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(header.split(",")[:32]):
+        tag, _, params = item.strip().partition(";")
+        quality = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+        try:
+            weight = float(quality)
+        except ValueError:
+            continue
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and weight > 0:
+            ranked.append((-weight, index, primary))
+    return min(ranked)[2] if ranked else None
 
 
 def caller(request: web.Request) -> tuple[Principal, str | None]:

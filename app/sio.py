@@ -10,6 +10,7 @@ packet into text on a socket, knows the transport.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -429,7 +430,7 @@ class PonteServer(socketio.AsyncServer):
 
     async def close_socket(self, eio_sid: str, code: int, reason: str) -> None:
         """End an Engine.IO socket now: its WebSocket with a close code (Engine.IO's own close would
-        wait for the peer to hang up), or its polling session."""
+        wait for the peer to hang up), or its polling session, whose pending poll is answered at once."""
         sock = self.eio.sockets.get(eio_sid)
         if sock is None:
             return
@@ -437,8 +438,24 @@ class PonteServer(socketio.AsyncServer):
         if writer is not None:
             writer.closed = True
             await writer.ws.close(code=code, message=reason.encode()[:120])
-        else:  # its next poll gets Engine.IO's close packet; waiting for that poll here would deadlock a POST
+        if writer is None or not sock.upgraded:  # polling, or a WebSocket closed before its upgrade completed
+            # Engine.IO's close packet goes out through the pending poll or the next one; waiting for that
+            # poll here would deadlock a POST, or wait for a client that never polls again.
             await sock.close(wait=False, abort=False)
+            # Engine.IO skips that packet once a ping went unanswered: this ends a pending poll anyway,
+            # instead of at Engine.IO's poll timeout (ping interval + ping timeout: 50 s by default).
+            sock.queue.put_nowait(None)
+
+    async def close_sockets(self, code: int, reason: str, timeout: float) -> tuple[int, int]:
+        """End every Engine.IO socket at once (see `close_socket`), waiting at most `timeout` seconds;
+        how many were open, and how many of those were long-polling."""
+        sockets = list(self.eio.sockets.items())
+        open_ = [sock for _, sock in sockets if not sock.closed]
+        polling = sum(1 for sock in open_ if getattr(sock, "ponte_writer", None) is None)
+        closing = [asyncio.create_task(self.close_socket(eio_sid, code, reason)) for eio_sid, _ in sockets]
+        if closing:
+            await asyncio.wait(closing, timeout=timeout)
+        return len(open_), polling
 
     def send_failed(self, exc: BaseException) -> None:
         """A write to a client failed: counted (the writer closes its connection)."""

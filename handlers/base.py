@@ -21,6 +21,7 @@ from app.settings import Settings
 from .errors import cidadao_error
 
 log = logging.getLogger("ponte.handlers")
+connections_log = logging.getLogger("ponte.connections")  # one line per connection accepted, one per closed
 NO_PARAMS: dict[str, str] = {}  # shared by every client of a namespace without path ids; never mutated
 
 
@@ -44,8 +45,9 @@ class Client:
 
     principal: Principal
     params: dict[str, str] = field(default_factory=dict)
-    transport: str = "socketio"  # for metrics only: handlers never look at it
+    transport: str = "socketio"  # for metrics and the connection log only: handlers never look at it
     state: dict[str, Any] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
 
 
 class PonteNamespace(socketio.AsyncNamespace):
@@ -83,6 +85,7 @@ class PonteNamespace(socketio.AsyncNamespace):
         self.gateway.connections += 1
         self.clients[sid] = client
         self.server.admitted(sid, self.namespace, _user(client))
+        connections_log.info("connection accepted: %s %s user=%s", self.namespace, client.transport, _who(client))
         if self.gateway.metrics is not None:
             self.gateway.metrics.connected(self.namespace, client.transport, _user(client))
         if not client.principal.anonymous:
@@ -94,6 +97,8 @@ class PonteNamespace(socketio.AsyncNamespace):
         client = self.clients.pop(sid, None)
         if client is not None:
             self.gateway.connections -= 1
+            connections_log.info("connection closed: %s %s user=%s (%s) after %.2fs", self.namespace, client.transport,
+                                 _who(client), reason or "unknown reason", time.monotonic() - client.since)
             if self.gateway.metrics is not None:
                 self.gateway.metrics.disconnected(self.namespace, client.transport, _user(client))
             await self.left(sid, client)
@@ -215,3 +220,11 @@ class PonteNamespace(socketio.AsyncNamespace):
 
 def _user(client: Client) -> str | None:
     return None if client.principal.anonymous else client.principal.sub
+
+
+def _who(client: Client) -> str:
+    """The user for the connection log: `anonymous`, or the token's subject on one printable line."""
+    sub = _user(client)
+    if sub is None:
+        return "anonymous"
+    return sub if sub.isprintable() and " " not in sub else ascii(sub)

@@ -27,6 +27,7 @@ from app.investigations import SessionDesk, not_found, visible
 from app.records import RecordStoreError
 from app.origins import origin_params
 from engines.agents.base import AgentError, ChatContext
+from engines.agents.language import session_language
 from schemas import cidadao
 from schemas._base import SafeId
 
@@ -144,8 +145,9 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
         desk = SessionDesk(self.gateway.services["investigations"], session_id, client.principal,
                            client.params.get("origin", ""), follow=lambda inv_id: self._follow(session_id, inv_id),
                            session_owner=self.owners.get(session_id))
+        earlier = [entry["content"] for entry in history if entry["role"] == "user"]
         context = ChatContext(session_id, None if client.principal.anonymous else client.principal.sub, desk,
-                              list(history))
+                              list(history), session_language(message, earlier))
         agent = self.gateway.services["agents"].route(message, context)
         header = {"role": "assistant", "agent_id": agent.id, "agent_name": agent.name}
         try:

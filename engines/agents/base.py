@@ -18,14 +18,15 @@ class InvestigationDesk(Protocol):
     """What agents may do with investigations, on behalf of one chat session.
 
     A view is a JSON-ready dict: investigation_id, status ("running", "completed", "failed"),
-    progress (0–100), query, source ("upload", "sample", "transparencia"), source_label,
+    progress (0–100), message, query, language ("pt", "en"), filters (what the source understood of the
+    query: `ContractQuery.to_dict()`), source ("upload", "sample", "transparencia"), source_label,
     records (count), anomalies (list of {kind, severity, description, details {contract_id,
     expected_value, actual_value, …}}), findings (list of {agent_id, agent_name, finding,
     confidence, details}), report_url (None until ready) and summary (counts by severity and kind).
     """
 
-    async def start(self, query: str) -> dict[str, Any]:
-        """Start an investigation of the contracts `query` describes; its first view."""
+    async def start(self, query: str, language: str = "pt") -> dict[str, Any]:
+        """Start an investigation of the contracts `query` describes, worded in `language`; its first view."""
 
     async def latest(self) -> dict[str, Any] | None:
         """The view of the session's most recent investigation, if any."""
@@ -42,6 +43,7 @@ class ChatContext:
     user: str | None  # the token's sub; None for an anonymous session
     investigations: InvestigationDesk
     history: list[dict[str, str]] = field(default_factory=list)  # [{role, content}], oldest first, bounded
+    language: str = "pt"  # of the message being answered ("pt" or "en"): see engines.agents.language
 
 
 class Agent(Protocol):

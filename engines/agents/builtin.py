@@ -2,17 +2,20 @@
 
 Zumbi (investigator) starts investigations and reports their progress, Anita (analyst) explains
 anomalies with their evidence, Tiradentes (reporter) summarises reports, Drummond (communication)
-says what the agents can do. Answers stream sentence by sentence.
+says what the agents can do. Answers stream sentence by sentence, in the language of the message
+(`ChatContext.language`); the texts are in `texts`.
 """
 from __future__ import annotations
 
 import re
 from typing import Any, AsyncIterator
 
-from engines.contracts.analysis import KIND_NAMES, SEVERITY_ORDER, brl, count
+from engines.contracts.analysis import SEVERITY_ORDER
+from engines.contracts.texts import brl, count, describe, kind_name, severity_name
 
 from .base import ChatContext
 from .intent import intent
+from .texts import say, source_sentence
 
 # INV-YYYY- and 16 hex digits; the sequential ids of earlier versions (INV-2026-001) still name theirs
 INVESTIGATION_ID = re.compile(r"\bINV-\d{4}-(?:[0-9A-F]{16}|\d{3,6})\b", re.IGNORECASE)
@@ -38,14 +41,12 @@ async def target(message: str, context: ChatContext) -> dict[str, Any] | None:
     return await context.investigations.latest()
 
 
-def progress_line(view: dict[str, Any]) -> str:
-    return (f"A investigação {view['investigation_id']} está {STATUS.get(view['status'], view['status'])}: "
-            f"{view['progress']:.0f}% — {view.get('message') or ''}".rstrip(" —"))
-
-
-STATUS = {"queued": "na fila", "running": "em andamento", "completed": "concluída", "failed": "interrompida"}
-NONE_YET = ("Ainda não há investigação nesta sessão. Peça, por exemplo: "
-            "\"Investigar contratos do Ministério da Saúde\".")
+def progress_line(view: dict[str, Any], lang: str) -> str:
+    """"A investigação INV-… está em andamento: 40% — Procurando compras fracionadas..." """
+    status = say(lang, view["status"]) if view["status"] in ("queued", "running", "completed", "failed") else \
+        view["status"]
+    line = say(lang, "progress", id=view["investigation_id"], status=status, progress=f"{view['progress']:.0f}")
+    return f"{line} — {view['message']}" if view.get("message") else line
 
 
 class Zumbi:
@@ -54,18 +55,22 @@ class Zumbi:
     id, name = "zumbi", "Zumbi dos Palmares"
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
+        lang = context.language
         if intent(message) == "investigate":
-            view = await context.investigations.start(message)
-            text = (f"Iniciei a investigação {view['investigation_id']}. Vou comparar o preço de cada contrato "
-                    "com contratos semelhantes, verificar a concentração de fornecedores por órgão, procurar "
-                    "compras fracionadas abaixo do limite de dispensa e contratos duplicados. "
-                    f"Fonte dos dados: {view.get('source_label') or view.get('source') or 'a configurada'}. "
-                    f"Acompanhe em tempo real: inscreva-se em {view['investigation_id']}.")
+            text = self.started(await context.investigations.start(message, lang), lang)
         else:
             found = await target(message, context)
-            text = progress_line(found) + "." if found else NONE_YET
+            text = progress_line(found, lang) + "." if found else say(lang, "none_yet")
         async for piece in stream_text(text):
             yield piece
+
+    @staticmethod
+    def started(view: dict[str, Any], lang: str) -> str:
+        """What was started, on which contracts, and where the data comes from."""
+        filters = describe(view.get("filters") or {}, lang)
+        scope = say(lang, "scope", filters=filters) if filters else say(lang, "scope_all")
+        return say(lang, "started", id=view["investigation_id"], scope=scope,
+                   source=source_sentence(view.get("source"), lang))
 
 
 class Anita:
@@ -75,24 +80,25 @@ class Anita:
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
         view = await target(message, context)
-        async for piece in stream_text(self.explain(view)):
+        async for piece in stream_text(self.explain(view, context.language)):
             yield piece
 
     @staticmethod
-    def explain(view: dict[str, Any] | None) -> str:
+    def explain(view: dict[str, Any] | None, lang: str) -> str:
         if view is None:
-            return NONE_YET
+            return say(lang, "none_yet")
         anomalies = sorted(view.get("anomalies") or [], key=lambda a: -SEVERITY_ORDER[a["severity"]])
         if not anomalies:
-            return f"Nenhuma anomalia encontrada até agora. {progress_line(view)}."
-        lines = [f"Encontrei {count(len(anomalies))} anomalias em {view['investigation_id']}; "
-                 f"as {min(len(anomalies), MAX_EXPLAINED)} mais graves:\n"]
+            return say(lang, "no_anomalies", progress=progress_line(view, lang))
+        lines = [say(lang, "anomalies", count=count(len(anomalies), lang), id=view["investigation_id"],
+                     shown=min(len(anomalies), MAX_EXPLAINED))]
         for a in anomalies[:MAX_EXPLAINED]:
             d = a["details"]
-            lines.append(f"- [{a['severity']}] {a['description']}. Contrato {d['contract_id']}: "
-                         f"{brl(d['actual_value'])}, quando o esperado seria {brl(d['expected_value'])}.\n")
+            lines.append(say(lang, "anomaly", severity=severity_name(a["severity"], lang), description=a["description"],
+                             contract=d["contract_id"], actual=brl(d["actual_value"], lang),
+                             expected=brl(d["expected_value"], lang)))
         if view.get("source") == "sample":
-            lines.append("Atenção: são dados de exemplo sintéticos, não contratos reais.")
+            lines.append(say(lang, "synthetic"))
         return "".join(lines)
 
 
@@ -102,33 +108,34 @@ class Tiradentes:
     id, name = "tiradentes", "Tiradentes"
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
-        view = await target(message, context)
+        view, lang = await target(message, context), context.language
         if view is None:
-            text = NONE_YET
+            text = say(lang, "none_yet")
         elif not view.get("report_url"):
-            text = f"O relatório ainda não está pronto. {progress_line(view)}."
+            text = say(lang, "not_ready", progress=progress_line(view, lang))
         else:
-            summary = view.get("summary") or {}
-            by_severity = ", ".join(f"{k}: {v}" for k, v in (summary.get("by_severity") or {}).items()) or "nenhuma"
-            by_kind = ", ".join(f"{KIND_NAMES.get(k, k)}: {v}" for k, v in (summary.get("by_kind") or {}).items())
-            findings = " ".join(f"{f['agent_name']}: {f['finding']}." for f in view.get("findings") or [])
-            text = (f"Relatório de {view['investigation_id']}: {count(summary.get('contracts', 0))} contratos "
-                    f"analisados, {count(summary.get('anomalies', 0))} anomalias ({by_severity}). "
-                    f"{by_kind + '. ' if by_kind else ''}{findings} Leia em {view['report_url']}")
+            text = self.summary(view, lang)
         async for piece in stream_text(text):
             yield piece
+
+    @staticmethod
+    def summary(view: dict[str, Any], lang: str) -> str:
+        """Counts by severity and kind, the findings, the data source and the report's link."""
+        summary = view.get("summary") or {}
+        severities = ", ".join(f"{severity_name(k, lang)}: {v}" for k, v in (summary.get("by_severity") or {}).items())
+        kinds = ", ".join(f"{kind_name(k, lang)}: {v}" for k, v in (summary.get("by_kind") or {}).items())
+        findings = " ".join(f"{f['agent_name']}: {f['finding']}." for f in view.get("findings") or [])
+        return say(lang, "report", id=view["investigation_id"], contracts=count(summary.get("contracts", 0), lang),
+                   anomalies=count(summary.get("anomalies", 0), lang), severities=severities or say(lang, "none"),
+                   kinds=kinds[:1].upper() + kinds[1:] + ". " if kinds else "", findings=findings,
+                   source=source_sentence(view.get("source"), lang), url=view["report_url"])
 
 
 class Drummond:
     """Communication: what the agents can do."""
 
     id, name = "drummond", "Carlos Drummond de Andrade"
-    HELP = ("Posso investigar contratos públicos e explicar o que encontrar. Experimente: "
-            "\"Investigar contratos do Ministério da Saúde\" (Zumbi inicia a análise), "
-            "\"Qual o andamento?\" (Zumbi informa o progresso), "
-            "\"Explique as anomalias\" (Anita mostra as evidências) ou "
-            "\"Resuma o relatório\" (Tiradentes resume as conclusões).")
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
-        async for piece in stream_text(self.HELP):
+        async for piece in stream_text(say(context.language, "help")):
             yield piece

@@ -10,19 +10,17 @@ import aiohttp
 
 from .base import AgentError, ChatContext
 from .streams import Budget, content_of, lines, parse_json, sse_events
+from .texts import say
 
 MAX_ERROR_BODY = 2048
 MAX_GROUNDING = 6000  # characters of investigation data in the system prompt
-SYSTEM = ("Você é o Cidadão.AI, um assistente que ajuda cidadãos a entender contratos públicos brasileiros. "
-          "Responda em português, com clareza, e diga quando não souber. Dados da investigação da sessão "
-          "(podem ser sintéticos; se forem, diga isso):\n{grounding}")
 
 
 async def grounding(context: ChatContext) -> str:
     """The session's latest investigation, as compact JSON for the system prompt."""
     latest = await context.investigations.latest()
     if latest is None:
-        return "(nenhuma investigação nesta sessão)"
+        return say(context.language, "no_grounding")
     keys = ("investigation_id", "status", "progress", "source_label", "records", "summary", "findings")
     data = {key: latest.get(key) for key in keys}
     data["anomalies"] = (latest.get("anomalies") or [])[:20]
@@ -40,7 +38,7 @@ class OpenAIChatAgent:
             api_key, model
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
-        system = SYSTEM.format(grounding=await grounding(context))
+        system = say(context.language, "system", grounding=await grounding(context))
         body = {"model": self.model, "stream": True,
                 "messages": [{"role": "system", "content": system}, *context.history[-10:],
                              {"role": "user", "content": message}]}
@@ -59,7 +57,7 @@ class OpenAIChatAgent:
 
 
 class HttpStreamAgent:
-    """`POST {url}` with `{message, session_id, history}`; the answer streams as SSE or NDJSON."""
+    """`POST {url}` with `{message, session_id, history, language}`; the answer streams as SSE or NDJSON."""
 
     id = "http"
     name = "Cidadão.AI"
@@ -68,7 +66,8 @@ class HttpStreamAgent:
         self.session, self.url = session, url
 
     async def stream(self, message: str, context: ChatContext) -> AsyncIterator[str]:
-        body = {"message": message, "session_id": context.session_id, "history": context.history[-10:]}
+        body = {"message": message, "session_id": context.session_id, "history": context.history[-10:],
+                "language": context.language}
         budget = Budget()
         async with request(self.session, self.url, body, {}) as response:
             if response.content_type == "text/event-stream":

@@ -1,4 +1,4 @@
-"""Which agent answers a message: intents by keyword (accent-insensitive), in order."""
+"""Which agent answers a message: intents by keyword (Portuguese or English, accent-insensitive), in order."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,11 +10,12 @@ from .builtin import Anita, Drummond, Tiradentes, Zumbi
 from .intent import intent
 from .remote import HttpStreamAgent, OpenAIChatAgent
 
-BUILTIN: dict[str, Agent] = {"investigate": Zumbi(), "progress": Zumbi(), "explain": Anita(), "report": Tiradentes()}
+BUILTIN: dict[str, Agent] = {"investigate": Zumbi(), "progress": Zumbi(), "explain": Anita(),
+                             "summarise": Tiradentes(), "help": Drummond()}
 
 
 class AgentRouter:
-    """Built-in agents for the investigation intents; the external backend (if any) for the rest."""
+    """Built-in agents for the investigation intents and for help; the external backend (if any) for the rest."""
 
     def __init__(self, fallback: Any = None) -> None:
         self.fallback: Agent = fallback or Drummond()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from .model import Anomaly, Contract, Finding, Progress, Severity, Step
+from .texts import PT, brl, count, kind_name, text
 
 # Lei 14.133/2021, art. 75, II (compras e outros serviços), as updated by Decreto 12.343/2024 for 2025.
 DIRECT_PURCHASE_LIMIT = 62_725.59
@@ -44,40 +45,28 @@ class Rules:
     split_limit: float = DIRECT_PURCHASE_LIMIT
 
 
-def brl(value: float) -> str:
-    """R$ 1.234,56"""
-    return "R$ " + f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
-
-
-def count(value: int) -> str:
-    """1.234"""
-    return f"{value:,}".replace(",", ".")
-
-
-def analyse(contracts: Sequence[Contract], rules: Rules = Rules()) -> Iterator[Step]:
-    """Progress, anomalies as they are found, then findings; ends with Progress(..., 100)."""
+def analyse(contracts: Sequence[Contract], rules: Rules = Rules(), lang: str = PT) -> Iterator[Step]:
+    """Progress, anomalies as they are found, then findings, all worded in `lang`; ends with Progress(..., 100)."""
     found: list[Anomaly] = []
-    yield Progress("analyzing_contracts", 5.0, f"Analisando {count(len(contracts))} contratos...")
-    stages = ((price_outliers, "checking_prices", "Comparando preços com contratos semelhantes..."),
-              (concentration, "checking_concentration", "Verificando concentração de fornecedores..."),
-              (split_purchases, "checking_split_purchases", "Procurando compras fracionadas..."),
-              (duplicates, "checking_duplicates", "Procurando contratos duplicados..."))
-    for index, (check, stage, message) in enumerate(stages):
-        yield Progress(stage, 10.0 + 20.0 * index, message)
-        for anomaly in check(contracts, rules):
+    yield Progress("analyzing_contracts", 5.0, text(lang, "analysing", contracts=count(len(contracts), lang)))
+    stages = ((price_outliers, "checking_prices"), (concentration, "checking_concentration"),
+              (split_purchases, "checking_split_purchases"), (duplicates, "checking_duplicates"))
+    for index, (check, stage) in enumerate(stages):
+        yield Progress(stage, 10.0 + 20.0 * index, text(lang, stage))
+        for anomaly in check(contracts, rules, lang):
             found.append(anomaly)
             yield anomaly
-    yield Progress("drawing_conclusions", 90.0, f"{count(len(found))} anomalias encontradas; redigindo conclusões...")
-    yield from findings(contracts, found)
-    yield Progress("completed", 100.0, f"Análise concluída: {count(len(contracts))} contratos, "
-                   f"{count(len(found))} anomalias")
+    yield Progress("drawing_conclusions", 90.0, text(lang, "concluding", anomalies=count(len(found), lang)))
+    yield from findings(contracts, found, lang)
+    yield Progress("completed", 100.0, text(lang, "completed", contracts=count(len(contracts), lang),
+                                            anomalies=count(len(found), lang)))
 
 
 def unit_price(contract: Contract) -> float:
     return contract.value / contract.quantity if contract.quantity else contract.value
 
 
-def price_outliers(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anomaly]:
+def price_outliers(contracts: Sequence[Contract], rules: Rules, lang: str = PT) -> Iterator[Anomaly]:
     by_item: dict[tuple[str, str], list[float]] = defaultdict(list)
     by_category: dict[str, list[float]] = defaultdict(list)
     for contract in contracts:
@@ -88,7 +77,7 @@ def price_outliers(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anom
     for contract in contracts:
         baseline = baselines.get((contract.category, contract.item)) or fallback.get(contract.category)
         if baseline is not None:
-            anomaly = price_check(contract, baseline, rules)
+            anomaly = price_check(contract, baseline, rules, lang)
             if anomaly is not None:
                 yield anomaly
 
@@ -99,7 +88,8 @@ def robust(prices: list[float]) -> tuple[float, float, int]:
     return median, 1.4826 * statistics.median(abs(p - median) for p in prices), len(prices)
 
 
-def price_check(contract: Contract, baseline: tuple[float, float, int], rules: Rules) -> Anomaly | None:
+def price_check(contract: Contract, baseline: tuple[float, float, int], rules: Rules,
+                lang: str = PT) -> Anomaly | None:
     median, spread, peers = baseline
     price = unit_price(contract)
     ratio = price / median if median > 0 else 0.0
@@ -110,14 +100,14 @@ def price_check(contract: Contract, baseline: tuple[float, float, int], rules: R
     excess = contract.value - expected
     severity: Severity = ("critical" if ratio >= 5 or excess >= 1_000_000 else
                           "high" if ratio >= 2.5 or excess >= 100_000 else "medium")
-    return Anomaly("price_outlier", severity, f"Preço {round((ratio - 1) * 100)}% acima da mediana de {peers} "
-                   f"contratos semelhantes ({contract.item})", contract.contract_id, round(expected, 2),
+    description = text(lang, "price_outlier", percent=round((ratio - 1) * 100), peers=peers, item=contract.item)
+    return Anomaly("price_outlier", severity, description, contract.contract_id, round(expected, 2),
                    contract.value, {"unit_price": round(price, 2), "median_unit_price": round(median, 2),
                                     "robust_z": round(z, 1) if z != float("inf") else None, "peers": peers,
                                     "agency": contract.agency, "supplier": contract.supplier, "item": contract.item})
 
 
-def concentration(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anomaly]:
+def concentration(contracts: Sequence[Contract], rules: Rules, lang: str = PT) -> Iterator[Anomaly]:
     groups: dict[tuple[str, str], list[Contract]] = defaultdict(list)
     market: dict[str, set[str]] = defaultdict(set)
     for contract in contracts:
@@ -135,14 +125,15 @@ def concentration(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anoma
         if share >= rules.concentration_share:
             first = next(c for c in group if c.supplier == supplier)
             yield Anomaly("supplier_concentration", "high" if share >= 0.8 else "medium",
-                          f"{supplier} concentra {round(share * 100)}% dos gastos de {agency} em {category}",
+                          text(lang, "supplier_concentration", supplier=supplier, percent=round(share * 100),
+                               agency=agency, category=category),
                           first.contract_id, round(total / max(len(market[category]), 2), 2), round(top, 2),
                           {"agency": agency, "category": category, "supplier": supplier, "share": round(share, 3),
                            "contracts": sum(c.supplier == supplier for c in group), "group_total": round(total, 2),
                            "hhi": round(sum((v / total) ** 2 for v in spend.values()), 3)})
 
 
-def split_purchases(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anomaly]:
+def split_purchases(contracts: Sequence[Contract], rules: Rules, lang: str = PT) -> Iterator[Anomaly]:
     limit = rules.split_limit
     groups: dict[tuple[str, str, str], list[Contract]] = defaultdict(list)
     for contract in contracts:
@@ -157,8 +148,8 @@ def split_purchases(contracts: Sequence[Contract], rules: Rules) -> Iterator[Ano
             if len(window) >= 3 and total > limit:
                 severity: Severity = "critical" if total >= 5 * limit else "high" if total >= 2 * limit else "medium"
                 yield Anomaly("split_purchase", severity,
-                              f"{len(window)} compras de {item} a {supplier} em {rules.split_window_days} dias, "
-                              f"cada uma abaixo do limite de dispensa, somam {brl(total)}", window[0].contract_id,
+                              text(lang, "split_purchase", parts=len(window), item=item, supplier=supplier,
+                                   days=rules.split_window_days, total=brl(total, lang)), window[0].contract_id,
                               limit, round(total, 2), {"agency": agency, "supplier": supplier, "item": item,
                                                        "contract_ids": [c.contract_id for c in window],
                                                        "limit": limit})
@@ -167,7 +158,7 @@ def split_purchases(contracts: Sequence[Contract], rules: Rules) -> Iterator[Ano
                 start += 1
 
 
-def duplicates(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anomaly]:
+def duplicates(contracts: Sequence[Contract], rules: Rules, lang: str = PT) -> Iterator[Anomaly]:
     seen: dict[tuple[str, str, str, float, str], list[Contract]] = defaultdict(list)
     for contract in contracts:
         seen[(contract.agency, contract.supplier, contract.item, round(contract.value, 2),
@@ -176,33 +167,34 @@ def duplicates(contracts: Sequence[Contract], rules: Rules) -> Iterator[Anomaly]
         ids = list(dict.fromkeys(c.contract_id for c in group))
         if len(ids) > 1:
             first = group[0]
-            yield Anomaly("duplicate_contract", "high", f"{len(ids)} contratos idênticos de {first.item} com "
-                          f"{first.supplier} em {first.date.isoformat()}", first.contract_id, first.value,
+            description = text(lang, "duplicate_contract", copies=len(ids), item=first.item, supplier=first.supplier,
+                               date=first.date.isoformat())
+            yield Anomaly("duplicate_contract", "high", description, first.contract_id, first.value,
                           round(first.value * len(ids), 2), {"contract_ids": ids, "agency": first.agency,
                                                              "supplier": first.supplier})
 
 
-def findings(contracts: Sequence[Contract], found: list[Anomaly]) -> Iterator[Finding]:
+def findings(contracts: Sequence[Contract], found: list[Anomaly], lang: str = PT) -> Iterator[Finding]:
     """What the agents conclude: the overall picture, the worst case, and the pattern by kind."""
     excess = sum(max(a.actual_value - a.expected_value, 0) for a in found if a.kind == "price_outlier")
     severe = [a for a in found if a.severity in ("critical", "high")]
     yield Finding("zumbi", "Zumbi dos Palmares",
-                  f"{count(len(found))} anomalias em {count(len(contracts))} contratos ({count(len(severe))} graves); "
-                  f"sobrepreço estimado de {brl(excess)}", 0.9 if found else 0.6,
+                  text(lang, "finding_zumbi", anomalies=count(len(found), lang), contracts=count(len(contracts), lang),
+                       severe=count(len(severe), lang), excess=brl(excess, lang)), 0.9 if found else 0.6,
                   {"anomalies": len(found), "severe": len(severe), "estimated_overprice": round(excess, 2)})
     if not found:
         return
     worst = max(found, key=lambda a: (SEVERITY_ORDER[a.severity], a.actual_value - a.expected_value))
-    yield Finding("anita", "Anita Garibaldi", f"Caso mais grave: {worst.description} (contrato {worst.contract_id}: "
-                  f"{brl(worst.actual_value)} contra {brl(worst.expected_value)} esperados)", 0.85,
+    yield Finding("anita", "Anita Garibaldi",
+                  text(lang, "finding_anita", description=worst.description, contract=worst.contract_id,
+                       actual=brl(worst.actual_value, lang), expected=brl(worst.expected_value, lang)), 0.85,
                   {"contract_id": worst.contract_id, "kind": worst.kind, "severity": worst.severity})
     kinds: dict[str, int] = defaultdict(int)
     for anomaly in found:
         kinds[anomaly.kind] += 1
-    summary = ", ".join(f"{KIND_NAMES[k]}: {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
-    yield Finding("tiradentes", "Tiradentes", f"Padrões encontrados — {summary}", 0.8, {"by_kind": dict(kinds)})
+    patterns = ", ".join(f"{kind_name(k, lang)}: {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    yield Finding("tiradentes", "Tiradentes", text(lang, "finding_tiradentes", patterns=patterns), 0.8,
+                  {"by_kind": dict(kinds)})
 
 
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-KIND_NAMES = {"price_outlier": "preços fora do padrão", "supplier_concentration": "concentração de fornecedor",
-              "split_purchase": "compras fracionadas", "duplicate_contract": "contratos duplicados"}

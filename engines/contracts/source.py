@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import datetime
 import functools
-import unicodedata
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 
 from .model import Contract
+from .query import ContractQuery, Vocabulary, parse
 from .records import parse_csv
+from .texts import PT, describe, text
 
 SAMPLE = Path(__file__).parent / "data" / "sample_contracts.csv"
 TRANSPARENCIA = "https://api.portaldatransparencia.gov.br/api-de-dados/contratos"
@@ -18,20 +19,25 @@ MAX_PAGES = 20
 
 
 class SourceError(Exception):
-    """The source could not be read; the message is safe to show."""
+    """The source could not be read: `key` names the text (`texts`), `fields` fill it; safe to show."""
+
+    def __init__(self, key: str, **fields: Any) -> None:
+        super().__init__(text(PT, key, **fields))
+        self.key, self.fields = key, fields
+
+    def text(self, lang: str) -> str:
+        """The message in a language."""
+        return text(lang, self.key, **self.fields)
 
 
 class ContractSource(Protocol):
-    name: str
-    label: str
+    name: str  # "sample", "transparencia"
+
+    def interpret(self, query: str) -> ContractQuery:
+        """The filters this source applies for a free-text request (Portuguese or English)."""
 
     async def search(self, query: str, limit: int) -> list[Contract]:
-        """Contracts matching a free-text query (an agency, a category), at most `limit`."""
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: "Saúde" → "saude"."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+        """Contracts matching a free-text request, at most `limit`."""
 
 
 @functools.cache
@@ -39,22 +45,42 @@ def sample_contracts(path: Path = SAMPLE) -> tuple[Contract, ...]:
     return tuple(parse_csv(path.read_text(encoding="utf-8"), 10_000_000))
 
 
+@functools.cache
+def sample_vocabulary() -> Vocabulary:
+    """The sample's agencies, suppliers and categories with their aliases."""
+    return Vocabulary(sample_contracts())
+
+
 class SampleSource:
-    """The shipped synthetic sample, filtered by the agencies or categories the query names."""
+    """The shipped synthetic sample, filtered by what the request names (`query.parse`): agencies,
+    suppliers, categories, a period, a value range. A request naming none gets every contract; one
+    whose filters match nothing, or that names an agency the sample lacks, is a SourceError."""
 
     name = "sample"
-    label = "dados de exemplo sintéticos (gerados por engines/contracts/sample.py)"
+
+    def interpret(self, query: str) -> ContractQuery:
+        return parse(query, sample_vocabulary())
 
     async def search(self, query: str, limit: int) -> list[Contract]:
-        contracts = sample_contracts()
-        words = set(fold(query).split())
-        names = {fold(c.agency) for c in contracts} | {fold(c.category) for c in contracts}
-        wanted = {name for name in names if set(name.split()) - STOP <= words and set(name.split()) - STOP}
-        chosen = [c for c in contracts if fold(c.agency) in wanted or fold(c.category) in wanted]
-        return (chosen or list(contracts))[:limit]
+        wanted = self.interpret(query)
+        if wanted.unknown_agency:
+            known = sorted({c.agency for c in sample_contracts()})
+            raise SourceError("error_unknown_agency", name=wanted.unknown_agency, known=", ".join(known))
+        chosen = [c for c in sample_contracts() if wanted.matches(c)]
+        if not chosen:
+            raise NoMatch(wanted)
+        return chosen[:limit]
 
 
-STOP = {"de", "da", "do", "dos", "das", "e", "ministerio"}
+class NoMatch(SourceError):
+    """No contract passes the request's filters; the message says which filters they were."""
+
+    def __init__(self, query: ContractQuery) -> None:
+        self.filters = query.to_dict()
+        super().__init__("error_no_match", filters=describe(self.filters, PT))
+
+    def text(self, lang: str) -> str:
+        return text(lang, self.key, filters=describe(self.filters, lang))
 
 
 class TransparenciaSource:
@@ -62,15 +88,19 @@ class TransparenciaSource:
     is the agency's SIAFI code (codigoOrgao), the period the current year."""
 
     name = "transparencia"
-    label = "Portal da Transparência (api-de-dados/contratos)"
 
     def __init__(self, api_key: str, session: aiohttp.ClientSession, url: str = TRANSPARENCIA) -> None:
         self.api_key, self.session, self.url = api_key, session, url
 
-    async def search(self, query: str, limit: int) -> list[Contract]:
+    def interpret(self, query: str) -> ContractQuery:
         code = "".join(ch for ch in query if ch.isdigit())
-        if not code:
-            raise SourceError("informe o código SIAFI do órgão (ex.: 36000 para o Ministério da Saúde)")
+        return ContractQuery(codes=(code,) if code else ())
+
+    async def search(self, query: str, limit: int) -> list[Contract]:
+        codes = self.interpret(query).codes
+        if not codes:
+            raise SourceError("error_siafi_code")
+        code = codes[0]
         year = datetime.date.today().year
         contracts: list[Contract] = []
         for page in range(1, MAX_PAGES + 1):
@@ -87,10 +117,10 @@ class TransparenciaSource:
             async with self.session.get(self.url, params=params, headers={"chave-api-dados": self.api_key},
                                         timeout=aiohttp.ClientTimeout(total=30)) as response:
                 if response.status != 200:
-                    raise SourceError(f"Portal da Transparência respondeu {response.status}")
+                    raise SourceError("error_portal_status", status=response.status)
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise SourceError(f"Portal da Transparência indisponível ({type(exc).__name__})") from None
+            raise SourceError("error_portal_down", error=type(exc).__name__) from None
         return body if isinstance(body, list) else []
 
 
@@ -113,6 +143,6 @@ def make_source(name: str, api_key: str | None, session: aiohttp.ClientSession |
     """The configured source: the sample, or the Portal da Transparência with its key."""
     if name == "transparencia":
         if not api_key or session is None:
-            raise SourceError("CONTRACTS_SOURCE=transparencia precisa de TRANSPARENCIA_API_KEY")
+            raise SourceError("error_api_key")
         return TransparenciaSource(api_key, session)
     return SampleSource()

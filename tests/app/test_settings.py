@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app import settings as settings_module
-from app.settings import SettingsError, from_env
+from app.settings import SettingsError, from_env, ponte_home
 
 SECRET = "s" * 32
 
@@ -33,6 +32,7 @@ def test_environment_overrides() -> None:
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "none"}, "JWT_ALGORITHMS"),
     ({"JWT_ALGORITHMS": "RS256", "JWT_SECRET": SECRET}, "JWT_PUBLIC_KEY"),
     ({"DYNO": "web.1"}, "JWT_SECRET"),
+    ({"JWT_SECRET": SECRET, "LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
 ])
 def test_bad_settings_give_one_clear_line(env: dict[str, str], fragment: str) -> None:
     """Each invalid or missing setting raises SettingsError naming it, on one line."""
@@ -41,9 +41,20 @@ def test_bad_settings_give_one_clear_line(env: dict[str, str], fragment: str) ->
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_development_secret_is_generated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without JWT_SECRET a development secret is generated, kept private and reused."""
-    monkeypatch.setattr(settings_module, "DEV_SECRET_FILE", tmp_path / ".ponte" / "secret")
-    first, second = from_env({}), from_env({})
+def test_development_secret_is_generated_once(tmp_path: Path) -> None:
+    """Without JWT_SECRET a development secret is generated in PONTE_HOME, kept private (0600) and reused."""
+    first, second = from_env({"PONTE_HOME": str(tmp_path)}), from_env({"PONTE_HOME": str(tmp_path)})
     assert first.jwt_secret and first.jwt_secret == second.jwt_secret
-    assert (tmp_path / ".ponte" / "secret").stat().st_mode & 0o077 == 0
+    assert first.dev_secret_path == str(tmp_path / "dev-jwt-secret")
+    assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("env,home", [
+    ({"PONTE_HOME": "/p", "XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/p"),
+    ({"XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/x/ponte"),
+    ({"XDG_CONFIG_HOME": "relative", "HOME": "/h"}, "/h/.config/ponte"),
+    ({"HOME": "/h"}, "/h/.config/ponte"),
+])
+def test_development_secret_home_ignores_the_working_directory(env: dict[str, str], home: str) -> None:
+    """The development secret's directory is PONTE_HOME, else $XDG_CONFIG_HOME/ponte, else ~/.config/ponte."""
+    assert ponte_home(env) == Path(home)

@@ -4,22 +4,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
+import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import socketio
 from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
-from conftest import SECRET, RawClient, free_port, make_token
-
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import TIMEOUT, RawClient, ServedApp, SioClient, create_investigation, make_token, served_app
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -101,49 +97,106 @@ async def test_audit_line_per_message(server: Any, raw: Any, caplog: pytest.LogC
     assert token not in json.dumps(lines) and second["message"]["data"]["token"] == "[REDACTED]"
 
 
-def test_sigterm_drains_and_exits() -> None:
-    """SIGTERM stops accepting, closes raw clients with 1012 and a reason, disconnects Socket.IO
-    clients, and the process exits cleanly well within 30 s."""
-    port = free_port()
-    env = {**os.environ, "JWT_SECRET": SECRET, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "Running on" in line:
-                break
-        result = asyncio.run(_drain_scenario(proc, port))
-        assert result["raw_close"] == (1012, "server restarting: please reconnect")
-        assert result["socketio_disconnected"]
-        assert result["refused_after"]
-        assert proc.wait(timeout=30) == 0
-        assert result["exit_seconds"] < 30
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+DRAINED = re.compile(r"drained: closed (\d+) raw, (\d+) Socket\.IO \((\d+) polling\) connections in ([\d.]+) s")
+RESTARTING = (1012, "server restarting: please reconnect")
+DRAIN_LIMIT = 10.0  # seconds from SIGTERM to exit; Heroku allows 30
 
 
-async def _drain_scenario(proc: subprocess.Popen[str], port: int) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        ws = RawClient(await session.ws_connect(f"{url}/ws?token={make_token()}"))
-        await ws.send({"event": "SESSAO_PING", "data": {"request_id": "x"}})
-        await ws.recv_kind("SESSAO_PONG")
-        io = socketio.AsyncClient(reconnection=False)
-        gone = asyncio.Event()
-        io.on("disconnect", lambda *args: gone.set(), namespace="/omni")
-        await io.connect(url, namespaces=["/omni"], auth={"token": make_token()}, transports=["websocket"])
+async def test_sigterm_drains_every_transport_and_exits(tmp_path: Path) -> None:
+    """SIGTERM with a raw client on each endpoint and Socket.IO clients over WebSocket, over a pending long
+    poll and over a long poll no longer polled: raw clients get 1012, the Socket.IO transports close, the
+    listener refuses, one line says what was drained, and the process exits with 0 within 10 s."""
+    token = make_token()
+    async with served_app(tmp_path) as served, aiohttp.ClientSession() as http, StoppedPoller() as stopped:
+        polling = await sio_client(served.base, "polling", token)  # first: by SIGTERM its next poll waits
+        websocket = await sio_client(served.base, "websocket", token)
+        await stopped.connect(served.base, token)
+        raw_closed = [asyncio.create_task(raw.closed(DRAIN_LIMIT)) for raw in await raw_clients(served, http, token)]
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        msg = await ws.ws.receive(timeout=10)
-        raw_close = (msg.data, msg.extra)
-        await asyncio.wait_for(gone.wait(), 10)
+        served.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.gather(*raw_closed) == [RESTARTING] * 3
+        assert not await accepts_connections(served.base)
+        for client in (polling, websocket):
+            await asyncio.wait_for(client.disconnected.wait(), DRAIN_LIMIT)
+        await served.read_until("drained:", DRAIN_LIMIT)
+        returncode = await asyncio.wait_for(served.proc.wait(), 3 * DRAIN_LIMIT)
+        exit_seconds = time.monotonic() - started
+        assert await stopped.poll() is None  # its next poll finds no server: the transport is gone
+    assert returncode == 0 and exit_seconds < DRAIN_LIMIT, (returncode, exit_seconds, served.output)
+    drained = DRAINED.search(served.output)
+    assert drained is not None and drained.groups()[:3] == ("3", "3", "2"), served.output
+    assert float(drained.group(4)) < DRAIN_LIMIT
+    # the pending long poll was answered during the drain (Engine.IO's close packet), not left to time out
+    assert '"GET /socket.io/" 200' in served.output.split("draining:", 1)[1], served.output
+
+
+class Address:
+    """What conftest's helpers need of a server (`make_url`), for `python -m app` run as a subprocess."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def make_url(self, path: str) -> URL:
+        return URL(self.base + path)
+
+
+async def raw_clients(served: ServedApp, http: aiohttp.ClientSession, token: str) -> list[RawClient]:
+    """A connected raw client on each endpoint: /ws, a chat session, and an investigation the user created."""
+    investigation = await create_investigation(Address(served.base), token)
+    omni = RawClient(await http.ws_connect(f"{served.base}/ws?token={token}"))
+    await omni.send({"event": "SESSAO_PING", "data": {"request_id": "drain"}})
+    await omni.recv_kind("SESSAO_PONG")
+    chat = RawClient(await http.ws_connect(f"{served.base}/api/v1/ws/chat/drain?token={token}"))
+    follower = RawClient(await http.ws_connect(f"{served.base}/api/v1/ws/investigations/{investigation}?token={token}"))
+    for client in (chat, follower):
+        await client.recv_kind("connection")
+    return [omni, chat, follower]
+
+
+async def sio_client(base: str, transport: str, token: str) -> SioClient:
+    """A python-socketio client on /omni over one transport, connected and answering."""
+    client = SioClient("/omni")
+    await client.client.connect(base, namespaces=["/omni"], auth={"token": token}, transports=[transport],
+                                wait_timeout=TIMEOUT)
+    await client.emit("SESSAO_PING", {"request_id": transport})
+    await client.recv_kind("SESSAO_PONG")
+    return client
+
+
+class StoppedPoller:
+    """An Engine.IO long-polling client that connects /omni, reads the answer, and then stops polling."""
+
+    async def __aenter__(self) -> "StoppedPoller":
+        self.http = aiohttp.ClientSession()
+        self.url = ""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+
+    async def connect(self, base: str, token: str) -> None:
+        handshake = f"{base}/socket.io/?EIO=4&transport=polling"
+        async with self.http.get(handshake) as response:
+            self.url = f"{handshake}&sid={json.loads((await response.text())[1:])['sid']}"
+        async with self.http.post(self.url, data="40/omni," + json.dumps({"token": token})) as response:
+            assert response.status == 200
+        async with self.http.get(self.url) as response:
+            assert (await response.text()).startswith('40/omni,{"sid"')
+
+    async def poll(self) -> str | None:
+        """One more poll: the packets it got, or None when no server answered."""
         try:
-            await session.ws_connect(f"{url}/ws?token={make_token()}", timeout=aiohttp.ClientWSTimeout(ws_close=2))
-            refused = False
-        except (aiohttp.ClientError, OSError):
-            refused = True
-        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
-        return {"raw_close": raw_close, "socketio_disconnected": gone.is_set(), "refused_after": refused,
-                "exit_seconds": time.monotonic() - started}
+            async with self.http.get(self.url) as response:
+                return await response.text()
+        except aiohttp.ClientError:
+            return None
+
+
+async def accepts_connections(base: str) -> bool:
+    """True when a new connection (not one kept alive) gets an answer."""
+    async with aiohttp.ClientSession() as fresh:
+        try:
+            async with fresh.get(f"{base}/healthz") as response:
+                return response.status > 0
+        except aiohttp.ClientError:
+            return False

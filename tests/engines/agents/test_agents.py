@@ -22,11 +22,12 @@ class Desk:
 
     def __init__(self, view: dict[str, Any] | None) -> None:
         self.view = view
-        self.started: list[str] = []
+        self.started: list[tuple[str, str]] = []
 
-    async def start(self, query: str) -> dict[str, Any]:
-        self.started.append(query)
-        return {"investigation_id": "INV-2026-007", "source": "sample", "source_label": "dados de exemplo sintéticos"}
+    async def start(self, query: str, language: str = "pt") -> dict[str, Any]:
+        self.started.append((query, language))
+        return {"investigation_id": "INV-2026-007", "source": "sample", "source_label": "dados de exemplo sintéticos",
+                "filters": {"agencies": ["Ministério da Saúde"]}}
 
     async def latest(self) -> dict[str, Any] | None:
         return self.view
@@ -53,15 +54,20 @@ VIEW = {"investigation_id": "INV-2026-001", "status": "completed", "progress": 1
         "report_url": "http://x/api/v1/investigations/INV-2026-001/report"}
 
 
-async def text(agent: Any, message: str, desk: Desk) -> str:
-    return "".join([piece async for piece in agent.stream(message, ChatContext("s", None, desk))])
+async def text(agent: Any, message: str, desk: Desk, language: str = "pt") -> str:
+    context = ChatContext("s", None, desk, language=language)
+    return "".join([piece async for piece in agent.stream(message, context)])
 
 
 @pytest.mark.parametrize("message, expected", [
     ("Investigar contratos do ministério da saúde", "investigate"), ("Investigate the contracts", "investigate"),
     ("Qual o andamento da investigação?", "progress"), ("Explique as anomalias", "explain"),
-    ("Por que este contrato é suspeito?", "explain"), ("Resuma o relatório", "report"),
-    ("Bom dia!", None)])
+    ("Por que este contrato é suspeito?", "explain"), ("Resuma o relatório", "summarise"),
+    ("INVESTIGATE CONTRACTS OF THE MINISTRY OF HEALTH", "investigate"), ("What's the progress?", "progress"),
+    ("How is the investigation going?", "progress"), ("Explain the anomalies", "explain"),
+    ("Why is this contract suspicious?", "explain"), ("Summarise the report", "summarise"),
+    ("Give me a summary", "summarise"), ("O que você pode fazer?", "help"), ("What can you do?", "help"),
+    ("help", "help"), ("Bom dia!", None), ("Good morning!", None)])
 def test_intents(message: str, expected: str | None) -> None:
     """Portuguese and English phrasings map to the expected intent, accents or not."""
     assert intent(message) == expected
@@ -71,12 +77,30 @@ async def test_builtin_agents_work_from_the_desk() -> None:
     """Zumbi starts through the desk; Anita explains the worst first in BRL; Tiradentes cites the report."""
     desk = Desk(VIEW)
     assert "INV-2026-007" in await text(Zumbi(), "Investigar contratos da saúde", desk)
-    assert desk.started == ["Investigar contratos da saúde"]
+    assert desk.started == [("Investigar contratos da saúde", "pt")]
     explained = await text(Anita(), "Explique as anomalias", desk)
     assert explained.index("C2") < explained.index("C1") and "R$ 8.000,00" in explained and "sintéticos" in explained
     assert VIEW["report_url"] in await text(Tiradentes(), "Resuma", desk)
     assert "Ainda não há investigação" in await text(Anita(), "Explique", Desk(None))
     assert "Investigar contratos" in await text(Drummond(), "Oi", Desk(None))
+
+
+async def test_builtin_agents_answer_in_the_context_language() -> None:
+    """With language "en" every built-in agent answers in English, numbers formatted the English way, and
+    Zumbi names the filters it understood and says the sample is synthetic."""
+    desk = Desk(VIEW)
+    started = await text(Zumbi(), "Investigate contracts of the Ministry of Health", desk, "en")
+    assert started.startswith("I started investigation INV-2026-007") and desk.started[-1][1] == "en"
+    assert "agency Ministério da Saúde" in started and "synthetic data set generated for demonstration" in started
+    explained = await text(Anita(), "Explain the anomalies", desk, "en")
+    assert "I found 2 anomalies" in explained and "R$ 8,000.00" in explained and "[critical]" in explained
+    assert "synthetic sample data" in explained
+    summary = await text(Tiradentes(), "Summarise the report", desk, "en")
+    assert summary.startswith("Report of INV-2026-001: 10 contracts analysed") and VIEW["report_url"] in summary
+    assert "There is no investigation in this session yet" in await text(Anita(), "Explain", Desk(None), "en")
+    assert "Investigate contracts of the Ministry of Health" in await text(Drummond(), "help", Desk(None), "en")
+    portuguese = await text(Anita(), "Explique as anomalias", desk)
+    assert "[crítica]" in portuguese and "Encontrei 2 anomalias" in portuguese
 
 
 async def test_agents_recognise_an_investigation_id_in_a_message() -> None:

@@ -117,3 +117,28 @@ async def test_sample_source_filters_by_agency() -> None:
     health = await SampleSource().search("investigar contratos do ministerio da saude", 100_000)
     assert health and {c.agency for c in health} == {"Ministério da Saúde"}
     assert len(await SampleSource().search("qualquer coisa", 100_000)) > len(health)
+
+
+def test_analysis_and_report_in_english() -> None:
+    """With lang "en" progress, anomaly descriptions, findings and the report's labels are English, and
+    Portuguese stays the default."""
+    peers = [contract(n, 4000 + 50 * n, supplier=f"S{n}", days=40 * n) for n in range(8)]
+    steps = list(analyse(peers + [contract(99, 14_000, days=5)], lang="en"))
+    messages = [s.message for s in steps if isinstance(s, Progress)]
+    assert messages[0] == "Analysing 9 contracts..." and messages[-1].startswith("Analysis complete: 9 contracts")
+    found = [s for s in steps if isinstance(s, Anomaly)][0]
+    assert found.description == "Price 233% above the median of 9 similar contracts (Notebook)"
+    findings = [s.finding for s in steps if isinstance(s, Finding)]
+    assert findings[0].startswith("1 anomalies in 9 contracts (1 severe); estimated overpricing of R$ 9,")
+    assert findings[1].startswith("Most serious case: Price 233%")
+    assert findings[2] == "Patterns found — prices out of line: 1"
+    anomaly = {"severity": found.severity, "description": found.description,
+               "details": {"contract_id": "C99", "kind": found.kind, "expected_value": found.expected_value,
+                           "actual_value": found.actual_value}}
+    english = build_report({"investigation_id": "INV-2026-001", "language": "en", "source_label": "uploaded"},
+                           9, [anomaly], [])
+    markdown, page = render_markdown(english), render_html(english)
+    assert "- Contracts analysed: 9" in markdown and "## Anomalies" in markdown and "## Methodology" in markdown
+    assert "| high | prices out of line | C99 | R$ 4," in markdown and "<html lang='en'>" in page
+    portuguese = render_markdown(build_report({"investigation_id": "INV-2026-001"}, 9, [anomaly], []))
+    assert "- Contratos analisados: 9" in portuguese and "| alta | preços fora do padrão | C99 | R$ 4." in portuguese
