@@ -22,6 +22,7 @@ from engines.keywords.model import CrawlLimits, SiteUnreachable, UnsafeURL
 from engines.keywords.runner import ClusterFormed, ExecutionRunner, Finished, KeywordFound, PageDone, RunEvent
 from handlers.errors import RECOMMENDATIONS
 
+from .codecs import answering
 from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
@@ -166,7 +167,7 @@ class ExecutionService:
         except SiteUnreachable as exc:
             await self._fail(run, exc.code, exc.message, exc.details)
         except UnsafeURL as exc:
-            await self._fail(run, VALIDATION_ERROR, str(exc), {"campo": "blog_url"})
+            await self._fail(run, VALIDATION_ERROR, str(exc), url_details(exc))
         except Exception:  # noqa: BLE001 - the owner gets EXECUCAO_ERRO, the server goes on
             log.exception("execution %s failed", run.id)
             await self._fail(run, SYSTEM_ERROR, "erro interno durante a execução", {})
@@ -191,7 +192,8 @@ class ExecutionService:
 
     async def _finish(self, run: Run, done: Finished) -> None:
         run.status = "concluida"
-        run.progress = {**run.progress, "atual": run.progress["total"], "percentual": 100.0}
+        done_pages = run.progress["atual"]  # pages read: the total may count a copy found at the end
+        run.progress = {**run.progress, "total": done_pages, "atual": done_pages, "percentual": 100.0}
         result = {"total_keywords": len(done.keywords), "clusters_formados": len(done.clusters),
                   "tempo_total": done.elapsed, "taxa_sucesso": done.success_rate}
         payload = {"execucao_id": run.id, "resultado": result,
@@ -223,8 +225,7 @@ class ExecutionService:
             run.task.cancel()
             self.runs.pop(run.id, None)
         await self._save(run, force=True)
-        await self.emit(run, event, {"execucao_id": run.id, "status": status, "request_id": request_id},
-                        also=requester)
+        await self.emit(run, event, answering({"execucao_id": run.id, "status": status}, request_id), also=requester)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         """A control message from another instance: act if the execution runs here."""
@@ -275,7 +276,7 @@ class ExecutionService:
             try:
                 await crawler.check(url)
             except UnsafeURL as exc:
-                raise PonteError(VALIDATION_ERROR, f"blog_url: {exc}", {"campo": "blog_url"}) from None
+                raise PonteError(VALIDATION_ERROR, f"blog_url: {exc}", url_details(exc)) from None
             except SiteUnreachable as exc:
                 raise PonteError(VALIDATION_ERROR, f"blog_url: {exc.message}", {"campo": "blog_url"}) from None
 
@@ -314,3 +315,8 @@ def _not_owner() -> PonteError:
 def _impossible(action: str, status: str) -> PonteError:
     return PonteError(VALIDATION_ERROR, f"não é possível {action} uma execução com status {status}",
                       {"campo": "execucao_id", "status_atual": status})
+
+
+def url_details(exc: UnsafeURL) -> dict[str, Any]:
+    """`detalhes` of a refused blog_url: the field, and the setting that would allow it, if one would."""
+    return {"campo": "blog_url", **({"configuracao": exc.setting} if exc.setting else {})}

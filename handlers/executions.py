@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.codecs import answering
 from app.origins import origin_params
 
 from .base import Client, PonteNamespace
@@ -31,8 +32,8 @@ class ExecutionHandlers(PonteNamespace):
         config = {"blog_url": data.blog_url, "categoria_id": data.categoria_id, **data.configuracoes.model_dump()}
         run = await self.executions.start(client.principal.sub, config, client.params.get("origin", ""))
         await self.enter_room(sid, f"execution:{run.id}")
-        await self.emit("EXECUCAO_INICIADA", {"execucao_id": run.id, "status": "iniciada",
-                                              "request_id": data.request_id}, to=sid)
+        await self.emit("EXECUCAO_INICIADA", answering({"execucao_id": run.id, "status": "iniciada"},
+                                                       data.request_id), to=sid)
 
     async def on_EXECUCAO_PAUSAR(self, sid: str, client: Client, data: Any) -> None:
         await self._control("pausar", sid, client, data)

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from app.codecs import answering
 from app.sampler import AlertWatch, Sample, Sampler, Thresholds, instance_name
 
 from .base import Client, PonteNamespace
@@ -55,9 +56,8 @@ class MonitoringHandlers(PonteNamespace):
         _stop(client)  # one stream per connection: a new request replaces the old one
         stream = client.state[STATE_KEY] = Stream(list(data.metricas), data.intervalo / 1000)
         await self.enter_room(sid, ROOM)
-        await self.emit("MONITORAMENTO_CONFIRMADO", {
-            "status": "iniciado", "metricas": list(data.metricas), "intervalo": data.intervalo,
-            "request_id": data.request_id}, to=sid)
+        confirmed = {"status": "iniciado", "metricas": list(data.metricas), "intervalo": data.intervalo}
+        await self.emit("MONITORAMENTO_CONFIRMADO", answering(confirmed, data.request_id), to=sid)
         sampler = Sampler(self.gateway.metrics, lambda: self.gateway.connections,
                           self.gateway.settings.max_connections, self.active_executions)
         self.spawn(self._stream(sid, stream, sampler))
@@ -65,7 +65,7 @@ class MonitoringHandlers(PonteNamespace):
     async def on_MONITORAMENTO_PARAR(self, sid: str, client: Client, data: Any) -> None:
         _stop(client)
         await self.leave_room(sid, ROOM)
-        await self.emit("MONITORAMENTO_CONFIRMADO", {"status": "parado", "request_id": data.request_id}, to=sid)
+        await self.emit("MONITORAMENTO_CONFIRMADO", answering({"status": "parado"}, data.request_id), to=sid)
 
     async def left(self, sid: str, client: Client) -> None:
         _stop(client)

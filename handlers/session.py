@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.codecs import now_iso
+from app.codecs import answering, now_iso
 
 from .base import Client, PonteNamespace
 
@@ -12,13 +12,13 @@ class OmniSession(PonteNamespace):
     """`SESSAO_PING` → `SESSAO_PONG`; the web client's `ping`/`heartbeat` → `pong`."""
 
     async def on_SESSAO_PING(self, sid: str, client: Client, data: Any) -> None:
-        await self.emit("SESSAO_PONG", {"request_id": data.request_id, "server_time": now_iso()}, to=sid)
+        await self.emit("SESSAO_PONG", answering({"server_time": now_iso()}, data.request_id), to=sid)
 
     async def on_ping(self, sid: str, client: Client, data: Any) -> None:
-        await self.emit("pong", _pong(data), to=sid)
+        await self.emit("pong", answering({"server_time": now_iso()}, data.request_id), to=sid)
 
     async def on_heartbeat(self, sid: str, client: Client, data: Any) -> None:
-        await self.emit("pong", _pong(data), to=sid)
+        await self.emit("pong", answering({"server_time": now_iso()}, data.request_id), to=sid)
 
 
 class CidadaoSession(PonteNamespace):
@@ -26,10 +26,3 @@ class CidadaoSession(PonteNamespace):
 
     async def on_ping(self, sid: str, client: Client, data: Any) -> None:
         await self.emit("pong", {"server_time": now_iso()}, to=sid)
-
-
-def _pong(data: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {"server_time": now_iso()}
-    if data.request_id is not None:
-        answer["request_id"] = data.request_id
-    return answer

@@ -112,6 +112,11 @@ def request_id_of(payload: Any) -> str | None:
     return value if isinstance(value, str) and len(value) <= MAX_REQUEST_ID else None
 
 
+def answering(payload: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """An answer's payload with the client's `request_id` when it sent one: never `request_id: null`."""
+    return payload if request_id is None else {**payload, "request_id": request_id}
+
+
 def load_object(text: str) -> dict[str, Any]:
     """Parse text as a JSON object or raise DecodeError."""
     obj = load_json(text)

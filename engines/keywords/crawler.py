@@ -1,10 +1,12 @@
 """A polite, bounded, same-site breadth-first crawler on aiohttp's client.
 
 `profundidade` (depth) counts links followed from the start page: depth 1 reads the start page and
-the pages it links to, depth 2 also the pages those link to, and so on; `max_pages` bounds the whole
-crawl. Robots.txt is read once (Protego); a missing or unreadable robots.txt allows everything, as
-most crawlers do. Every request waits on the execution's gate first, so no request leaves while an
-execution is paused (requests already in flight may finish).
+the pages it links to, depth 2 also the pages those link to, and so on; `max_pages` bounds the requests
+of the whole crawl. Every URL is canonicalised before it is requested (`urls.canonical`), and a page
+read under another name (a redirect, `<link rel="canonical">`, the same main text) is fetched but not
+counted (`urls.Register`). Robots.txt is read once (Protego); a missing or unreadable robots.txt allows
+everything, as most crawlers do. Every request waits on the execution's gate first, so no request
+leaves while an execution is paused (requests already in flight may finish).
 """
 from __future__ import annotations
 
@@ -14,50 +16,15 @@ from typing import AsyncIterator, Awaitable, Callable
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
-import lxml.html
 from protego import Protego
 
 from .model import CrawlLimits, Page, PageAnalysis, SiteUnreachable, UnsafeURL
-from .netguard import GuardedResolver, check_host
+from .netguard import ALLOW_HINT, ALLOW_SETTING, GuardedResolver, check_host
+from .urls import Register, canonical, site_of
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_CRAWL_DELAY = 5.0  # seconds: a robots.txt Crawl-delay above this is capped
-MAX_LINKS = 500  # per page
 Analyse = Callable[[Page], Awaitable["PageAnalysis | None"]]
-
-
-def normalise(url: str) -> str:
-    """The URL without its fragment, with an explicit path."""
-    url = urldefrag(url)[0]
-    parts = urlsplit(url)
-    return url if parts.path else url + "/"
-
-
-def site_of(url: str) -> str:
-    """The host a crawl stays on (`www.` is the same site)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.")
-
-
-def links_of(html: str, base_url: str) -> list[str]:
-    """The page's absolute http(s) links, fragments removed, in document order, at most MAX_LINKS."""
-    try:
-        doc = lxml.html.document_fromstring(html)
-    except (ValueError, lxml.etree.ParserError):
-        return []
-    base = doc.find(".//base[@href]")
-    base_url = urljoin(base_url, base.get("href")) if base is not None else base_url
-    links: dict[str, None] = {}
-    for anchor in doc.iter("a"):
-        href = (anchor.get("href") or "").strip()
-        if not href or href.startswith(("mailto:", "javascript:", "tel:", "#")):
-            continue
-        url = normalise(urljoin(base_url, href))
-        if urlsplit(url).scheme in ("http", "https"):
-            links[url] = None
-            if len(links) >= MAX_LINKS:
-                break
-    return list(links)
 
 
 class Crawler:
@@ -68,7 +35,7 @@ class Crawler:
         self.allow_private = allow_private
         self._resolver = GuardedResolver(allow_private)
         self._session: aiohttp.ClientSession | None = None
-        self._read_urls: set[str] = set()
+        self._register = Register("")
         self.expected = 0  # pages of the current crawl read or to be read, as far as known
         self._delay = 0.0
         self._next_request = 0.0
@@ -104,15 +71,14 @@ class Crawler:
                     analyse: Analyse) -> AsyncIterator[tuple[Page, PageAnalysis | None]]:
         """Pages breadth-first with their analyses; SiteUnreachable if the start page cannot be read."""
         await self.check(start_url)
-        start = normalise(start_url)
+        start = canonical(start_url)
         robots = await self._robots(start, timeout, gate)
-        first = await self.fetch(start, 0, timeout, gate)
+        self._register = Register(start)
+        first, analysis = await self._visit(start, 0, timeout, gate, analyse)
         if first.error is not None:
             raise unreachable(first)
-        seen, budget = {start, first.url}, self.limits.max_pages - 1
-        self._read_urls = {first.url}
-        analysis = await analyse(first)
-        frontier = self._follow(analysis, start, seen, robots) if depth else []
+        budget = self.limits.max_pages - 1
+        frontier = self._follow(analysis, start, robots) if depth else []
         self.expected = 1 + min(len(frontier), budget)
         yield first, analysis
         for level in range(1, depth + 1):
@@ -122,8 +88,8 @@ class Crawler:
             budget -= len(frontier)
             async for page, analysis in self._level(frontier, level, timeout, gate, analyse):
                 if level < depth:
-                    taken.extend(self._follow(analysis, start, seen, robots))
-                self.expected = self.limits.max_pages - budget + min(len(taken), budget)
+                    taken.extend(self._follow(analysis, start, robots))
+                self.expected = self.limits.max_pages - budget + min(len(taken), budget) - self._register.copies
                 yield page, analysis
             frontier = taken
 
@@ -149,23 +115,28 @@ class Crawler:
 
     async def _visit(self, url: str, level: int, timeout: float, gate: asyncio.Event,
                      analyse: Analyse) -> tuple[Page, PageAnalysis | None]:
+        """The page and its analysis, or none: a page read already under another name is a "duplicate"."""
+        if not self._register.claim(url):  # a page read since it was queued took this name (rel=canonical)
+            return Page(url, level, error="duplicate"), None
         page = await self.fetch(url, level, timeout, gate)
-        if page.error is None and page.url in self._read_urls:  # reached again through a redirect
-            page.error = "duplicate"
-        self._read_urls.add(page.url)
-        return page, (await analyse(page) if page.error is None else None)
+        if page.url != url and not self._register.claim(page.url) and page.error is None:
+            page.error = "duplicate"  # redirected to a page read already
+        analysis = await analyse(page) if page.error is None else None
+        if analysis is not None and not self._register.admit(page, analysis):
+            page.error, analysis = "duplicate", None
+        return page, analysis
 
-    def _follow(self, analysis: PageAnalysis | None, start: str, seen: set[str], robots: Protego) -> list[str]:
+    def _follow(self, analysis: PageAnalysis | None, start: str, robots: Protego) -> list[str]:
         """New same-site links of a page that robots.txt allows."""
         if analysis is None:
             return []
-        site, found = site_of(start), []
+        site, agent, found = site_of(start), self.limits.user_agent, []
         for link in analysis.links:
-            link = normalise(link)
-            if link in seen or site_of(link) != site:
+            try:
+                link = canonical(link)
+            except ValueError:
                 continue
-            seen.add(link)
-            if robots.can_fetch(link, self.limits.user_agent):
+            if site_of(link) == site and self._register.queue(link) and robots.can_fetch(link, agent):
                 found.append(link)
         return found
 
@@ -188,7 +159,7 @@ class Crawler:
                 return Page(url, depth, error="timeout")
             except (aiohttp.ClientError, OSError, ValueError):
                 return Page(url, depth, error="network")
-            target = normalise(urljoin(url, location))
+            target = urldefrag(urljoin(url, location))[0]  # as the server says: canonical is for names
             if site_of(target) != site_of(url) or urlsplit(target).scheme not in ("http", "https"):
                 return Page(url, depth, error="offsite_redirect")
             url = target
@@ -202,7 +173,7 @@ class Crawler:
             return Page(url, depth, status=response.status, error="not_html")
         body = await response.content.read(self.limits.max_bytes)  # a longer page is cut there
         html = body.decode(response.charset or "utf-8", errors="replace")
-        return Page(str(response.url), depth, html=html, status=response.status)
+        return Page(canonical(str(response.url)), depth, html=html, status=response.status)
 
     async def _robots(self, start: str, timeout: float, gate: asyncio.Event) -> Protego:
         """The site's robots.txt rules: everything is allowed when it is missing or unreadable."""
@@ -234,8 +205,10 @@ class Crawler:
 
 def unreachable(page: Page) -> Exception:
     """Why the start page could not be read, as the error the execution reports."""
-    if page.error == "unsafe_address" or page.error == "offsite_redirect":
-        return UnsafeURL(f"{page.url}: {page.error.replace('_', ' ')}")
+    if page.error == "unsafe_address":
+        return UnsafeURL(f"{page.url}: unsafe address; {ALLOW_HINT}", ALLOW_SETTING)
+    if page.error == "offsite_redirect":
+        return UnsafeURL(f"{page.url}: offsite redirect")
     code = "TIMEOUT_ERROR" if page.error == "timeout" else "NETWORK_ERROR"
     message = {"timeout": "o site não respondeu a tempo", "network": "não foi possível conectar ao site",
                "not_html": "a página inicial não é HTML"}.get(page.error or "", f"o site respondeu {page.error}")

@@ -1,19 +1,23 @@
 """One page's main text and keywords: trafilatura removes the boilerplate, YAKE scores the terms.
 
 Pure and CPU-only: `analyse_html` runs in a worker process, which keeps its extractors between pages.
+Each line of the main text (a paragraph, a heading, a list item) is a sentence of its own, so that no
+term runs from one list item into the next.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import unicodedata
+from collections import Counter
 
 import lxml.html
 import trafilatura
 import yake
 
-from .crawler import links_of
 from .model import PageAnalysis
+from .urls import links_of
 
 LANGUAGES = ("pt", "en")
 STOPWORDS = {
@@ -25,6 +29,10 @@ STOPWORDS = {
                     "will more no if out so what up about into than them can only other new some".split()),
 }
 WORD = re.compile(r"\w+", re.UNICODE)
+SENTENCE_END = re.compile(r"[.!?:;…]$")
+BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dt", "dd", "blockquote", "pre",
+          "br", "tr", "section", "article", "figcaption")
+VOCABULARY = 300  # the most frequent content words kept per page, for comparing pages
 SHORT_TEXT = 500  # characters: below this, trafilatura's result is checked against a structural cleanup
 MIN_TEXT = 20  # characters: below this the page has no text worth scoring
 
@@ -36,13 +44,17 @@ def extractor(lang: str, top: int) -> yake.KeywordExtractor:
 
 
 def analyse_html(html: str, url: str, max_terms: int = 40) -> PageAnalysis:
-    """Links, language, main-text word count, weighted keywords and their counts of one HTML page."""
-    text = main_text(html)
+    """Links, language, main-text word count, weighted keywords and their counts, content words and
+    fingerprint of one HTML page."""
+    text = sentences(main_text(html))
     lang = language(html, text)
-    analysis = PageAnalysis(url=url, lang=lang, links=links_of(html, url), words=len(WORD.findall(text)))
+    links, named = links_of(html, url)
+    analysis = PageAnalysis(url=url, lang=lang, links=links, words=len(WORD.findall(text)), canonical=named)
     if len(text) < MIN_TEXT:
         return analysis
     lowered = text.lower()
+    analysis.fingerprint = hashlib.sha256(" ".join(lowered.split()).encode()).hexdigest()
+    analysis.vocabulary = vocabulary(lowered, lang)
     for term, score in extractor(lang if lang in LANGUAGES else "en", max_terms).extract_keywords(text):
         term = " ".join(term.lower().split())
         count = occurrences(term, lowered)
@@ -55,7 +67,7 @@ def analyse_html(html: str, url: str, max_terms: int = 40) -> PageAnalysis:
 def main_text(html: str) -> str:
     """The page's main text without navigation, headers and footers."""
     try:
-        text = trafilatura.extract(html, include_comments=False, include_tables=False, deduplicate=True)
+        text = trafilatura.extract(html, include_comments=False, include_tables=False, deduplicate=False)
     except Exception:  # noqa: BLE001 - malformed markup: fall back to the markup below
         text = None
     if text and len(text) >= SHORT_TEXT:
@@ -73,7 +85,23 @@ def fallback_text(html: str) -> str:
     for element in doc.xpath("//nav|//header|//footer|//aside|//script|//style|//noscript|//form"):
         element.drop_tree()
     root = next(iter(doc.xpath("//main|//article")), doc)
-    return " ".join(" ".join(root.itertext()).split())
+    for block in root.iter(*BLOCKS):
+        block.tail = "\n" + (block.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def sentences(text: str) -> str:
+    """The text with each line ended as a sentence, so that YAKE's terms never span two lines."""
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line if SENTENCE_END.search(line) else line + "." for line in lines if line)
+
+
+def vocabulary(lowered_text: str, lang: str) -> dict[str, int]:
+    """The page's most frequent content words (letters only, 3+ of them, no stopwords)."""
+    stop = STOPWORDS.get(lang, STOPWORDS["en"])
+    words = Counter(w for w in WORD.findall(lowered_text) if len(w) > 2 and w.isalpha() and w not in stop)
+    return dict(words.most_common(VOCABULARY))
 
 
 def language(html: str, text: str) -> str:

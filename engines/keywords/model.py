@@ -17,7 +17,12 @@ class CrawlLimits:
 
 class UnsafeURL(ValueError):
     """The URL resolves to loopback, private, link-local, reserved or metadata addresses (or cannot
-    be resolved at all): refused with VALIDATION_ERROR unless private URLs are allowed."""
+    be resolved at all): refused with VALIDATION_ERROR unless private URLs are allowed. `setting` names
+    the setting that would allow it, when one would."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class SiteUnreachable(Exception):
@@ -38,19 +43,22 @@ class Page:
     depth: int  # 0 for the start page
     html: str | None = None
     status: int | None = None
-    error: str | None = None  # "timeout", "network", "http_<status>", "not_html", "too_large", "unsafe_redirect"
+    error: str | None = None  # "timeout", "network", "http_<status>", "not_html", "offsite_redirect", "duplicate" …
 
 
 @dataclass(slots=True)
 class PageAnalysis:
     """What extraction found on one page (a picklable value: it comes back from a worker process)."""
 
-    url: str
+    url: str  # the page's canonical URL
     lang: str  # "pt" or "en" (or another ISO code)
-    links: list[str] = field(default_factory=list)  # absolute http(s) links, fragments removed
+    links: list[str] = field(default_factory=list)  # canonical absolute http(s) links
     words: int = 0  # words of main text
     keywords: list[tuple[str, float]] = field(default_factory=list)  # (term, weight 0–1, higher is better)
     counts: dict[str, int] = field(default_factory=dict)  # term → occurrences in the main text
+    vocabulary: dict[str, int] = field(default_factory=dict)  # content word → occurrences (the most frequent)
+    canonical: str | None = None  # the URL its <link rel="canonical"> names, absolute
+    fingerprint: str = ""  # a hash of its main text ("" when it has next to none): equal texts, one page
 
 
 @dataclass(slots=True)

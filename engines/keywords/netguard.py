@@ -16,6 +16,9 @@ from .model import UnsafeURL
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal"})
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
+# The refusal says what to do: a first crawl is usually of a local site.
+ALLOW_SETTING = "ALLOW_PRIVATE_URLS"
+ALLOW_HINT = f"set {ALLOW_SETTING}=true to crawl private or local addresses"
 
 
 def is_public(address: str) -> bool:
@@ -32,13 +35,13 @@ def check_host(host: str) -> None:
     """Refuse metadata host names and non-public IP literals; other names are checked once resolved."""
     name = host.strip("[]").rstrip(".").lower()
     if name in METADATA_HOSTS or name == "localhost" or name.endswith(".localhost"):
-        raise UnsafeURL(f"host {name!r} is not a public address")
+        raise UnsafeURL(f"host {name!r} is not a public address; {ALLOW_HINT}", ALLOW_SETTING)
     try:
         ipaddress.ip_address(name)
     except ValueError:
         return
     if not is_public(name):
-        raise UnsafeURL(f"address {name} is not public")
+        raise UnsafeURL(f"address {name} is not public; {ALLOW_HINT}", ALLOW_SETTING)
 
 
 class GuardedResolver(AbstractResolver):
@@ -56,7 +59,7 @@ class GuardedResolver(AbstractResolver):
         if not self.allow_private:
             bad = [a["host"] for a in answers if not is_public(a["host"])]
             if bad:  # one private answer is enough: the connector might pick it
-                raise UnsafeURL(f"{host} resolves to a non-public address ({bad[0]})")
+                raise UnsafeURL(f"{host} resolves to a non-public address ({bad[0]}); {ALLOW_HINT}", ALLOW_SETTING)
         return answers
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """One keyword execution as a stream of events: crawl, extract in worker processes, aggregate, cluster.
 
-Per page the order is: the clusters it formed, the keywords it admitted, then `PageDone`; after the
-last page, the keywords that fill the remaining room, then `Finished`.
+Per page the order is: the clusters it formed, the keywords it placed, then `PageDone`; after the
+last page, the clusters and keywords of the final placement, then `Finished` (whose keywords and
+clusters hold every announcement, see `cluster`).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class ExecutionRunner:
             total = max(self.crawler.expected, done)
             elapsed = time.monotonic() - started
             estimated = elapsed / done * max(total - done, 0)
-            yield PageDone(page.url, analysis is not None, done, total, len(site.admitted),
+            yield PageDone(page.url, analysis is not None, done, total, len(site.announced),
                            round(elapsed, 3), round(estimated, 3))
         for event in _announce(site.finish()):
             yield event

@@ -95,6 +95,6 @@ async def test_private_blog_refusal_names_the_setting(start_server: Any, raw_to:
     await ws.send({"event": "EXECUCAO_INICIAR", "data": {"blog_url": blog_site.url, "request_id": "req_1",
                                                          "configuracoes": {"profundidade": 1}}})
     code, message, details = error_parts(await ws.recv_kind("ERRO"))
-    assert code == "VALIDATION_ERROR" and details["campo"] == "blog_url"
+    assert code == "VALIDATION_ERROR" and details == {"campo": "blog_url", "configuracao": "ALLOW_PRIVATE_URLS"}
     assert "is not public" in message and "set ALLOW_PRIVATE_URLS=true" in message
     assert blog_site.requests == []

@@ -39,6 +39,16 @@ async def test_sessao_ping_answers_with_request_id(raw: Any) -> None:
     assert omni_valid(message)["request_id"] == "req_123462"
 
 
+async def test_answers_carry_no_null_request_id(raw: Any) -> None:
+    """Without a request_id the answers carry none at all (never `request_id: null`): SESSAO_PONG, pong and
+    MONITORAMENTO_CONFIRMADO."""
+    ws = await raw("/ws", make_token())
+    for event in ("SESSAO_PING", "ping", "MONITORAMENTO_PARAR"):
+        await ws.send({"event": event, "data": {}})
+        message = await ws.recv()
+        assert message["event"] != "ERRO" and "request_id" not in message["data"], message
+
+
 async def test_type_form_is_answered_in_type_form(raw: Any) -> None:
     """The web client's {type,...} ping and heartbeat get a {type: pong} answer with an id."""
     ws = await raw("/ws", make_token())

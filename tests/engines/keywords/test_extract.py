@@ -1,9 +1,7 @@
-"""Page analysis (pure): main text without boilerplate, language, weighted keywords; site aggregation."""
+"""Page analysis (pure): main text without boilerplate, language, weighted keywords, content words, fingerprint."""
 from __future__ import annotations
 
-from engines.keywords.cluster import SiteKeywords
 from engines.keywords.extract import analyse_html, language, main_text
-from engines.keywords.model import PageAnalysis
 from tests.fixtures.blog import TOPICS, article_body, page
 
 ENGLISH = ("<html><body><nav>Home | Subscribe to our newsletter</nav><article><h1>Solar panels</h1><p>"
@@ -48,28 +46,28 @@ def test_garbage_does_not_crash() -> None:
         assert analysis.keywords == [] or all(0 < w <= 1 for _, w in analysis.keywords)
 
 
-def test_site_keywords_are_bounded_ranked_and_announced_once() -> None:
-    """The result never exceeds max_keywords, ranks are 1..n, relevance is 0–1, and every result term was announced."""
-    site = SiteKeywords(max_keywords=8)
-    announced: list[str] = []
-    for topic in TOPICS:
-        for index in (0, 1):
-            delta = site.add(analyse_html(article(topic, index), f"http://b/{topic}/{index}"))
-            announced += [k.termo for k in delta.new_keywords]
-    announced += [k.termo for k in site.finish().new_keywords]
-    keywords, clusters = site.result()
-    assert len(keywords) == 8 and [k.posicao for k in keywords] == list(range(1, 9))
-    assert keywords[0].relevancia == 1.0 and all(0 <= k.relevancia <= 1 for k in keywords)
-    assert len(announced) == len(set(announced)) and {k.termo for k in keywords} <= set(announced)
-    assert all(c.tamanho == len(c.keywords) >= 2 for c in clusters)
+def test_list_items_are_sentences_of_their_own() -> None:
+    """No term runs from one list item or heading into the next."""
+    html = page("Café", "<p>Artigos sobre café</p><ul><li>A torra do café</li><li>Moagem fina</li></ul>")
+    terms = [term for term, _ in analyse_html(html, "http://blog/cafe").keywords]
+    lines = ["café", "artigos sobre café", "a torra do café", "moagem fina"]
+    assert all(any(term in line for line in lines) for term in terms), terms
+    assert "torra" in terms and "moagem fina" in terms
 
 
-def test_unrelated_terms_are_not_clustered() -> None:
-    """Terms that never share a page stay apart; terms sharing pages group, with a stable id."""
-    site = SiteKeywords(max_keywords=10)
-    for index, terms in enumerate((["café", "torra"], ["café", "torra"], ["ciclovia"], ["ciclovia"])):
-        site.add(PageAnalysis(f"http://b/{index}", "pt", keywords=[(t, 0.5) for t in terms],
-                              counts={t: 2 for t in terms}))
-    keywords, clusters = site.result()
-    assert [sorted(c.keywords) for c in clusters] == [["café", "torra"]]
-    assert {k.termo: k.cluster_id for k in keywords}["ciclovia"] is None
+def test_same_page_same_analysis() -> None:
+    """Analysing a page twice gives the same result (nothing is remembered between pages), so copies of a
+    page share a fingerprint; another text has another."""
+    first, second = (analyse_html(article("cafe"), f"http://blog/{n}") for n in (1, 2))
+    assert first.fingerprint and first.fingerprint == second.fingerprint
+    assert first.keywords == second.keywords and first.vocabulary == second.vocabulary
+    assert analyse_html(article("solar"), "http://blog/3").fingerprint != first.fingerprint
+    assert analyse_html(page("Vazio", ""), "http://blog/4").fingerprint == ""
+
+
+def test_content_words_and_canonical_link() -> None:
+    """The vocabulary holds the page's content words without stopwords; the canonical link is read."""
+    html = article("cafe").replace("</head>", "<link rel='canonical' href='/cafe/torra'></head>")
+    analysis = analyse_html(html, "http://blog/cafe/torra?utm_source=x")
+    assert analysis.vocabulary["torra"] >= 5 and "de" not in analysis.vocabulary and "que" not in analysis.vocabulary
+    assert analysis.canonical == "http://blog/cafe/torra"
