@@ -133,7 +133,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     investigations.source = make_source(settings.contracts_source, settings.transparencia_api_key, http)
     services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
                                       settings.agent_backend_url, http)
-    language.load()  # before serving: loading holds the event loop (and the GIL) for about 0.4 s
+    language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
     sio.start()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
