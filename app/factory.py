@@ -143,8 +143,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync))]
     yield
-    await executions.close()
-    await investigations.close()
+    await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
     await http.close()
     for task in tasks:
         task.cancel()
