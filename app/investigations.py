@@ -116,10 +116,6 @@ class InvestigationService:
             "anomalies": [], "anomalies_total": 0, "findings": [], "summary": {}, "report_url": None,
             "created_at": time.time(), "updated_at": time.time()}
         await self.records.put(KIND, inv_id, doc)
-        if creator_session:
-            self.latest[creator_session] = inv_id
-            while len(self.latest) > 10_000:
-                del self.latest[next(iter(self.latest))]
         if before_start is not None:
             await before_start(inv_id)
         task = asyncio.get_running_loop().create_task(self._run(doc, contracts))
@@ -132,6 +128,13 @@ class InvestigationService:
         if contracts is not None or self.source is None:
             return {}
         return self.source.interpret(query or "").to_dict()
+
+    def remember(self, session_id: str, inv_id: str) -> None:
+        """The chat session's latest investigation, for its agents (at most 10,000 sessions kept)."""
+        self.latest.pop(session_id, None)
+        self.latest[session_id] = inv_id
+        while len(self.latest) > 10_000:
+            del self.latest[next(iter(self.latest))]
 
     async def get(self, inv_id: str) -> dict[str, Any] | None:
         try:
@@ -257,6 +260,9 @@ class SessionDesk:
         creator = None if self.principal.anonymous else self.principal.sub
         doc = await self.service.create(creator, self.session_id, self.origin, session_owner=self.session_owner,
                                         query=query, title=query[:200], before_start=self.follow, lang=language)
+        # Only what the session itself started: an upload naming this session_id over HTTP must not
+        # become what its agents answer about.
+        self.service.remember(self.session_id, doc["investigation_id"])
         return view(doc)
 
     async def latest(self) -> dict[str, Any] | None:

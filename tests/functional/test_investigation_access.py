@@ -306,3 +306,15 @@ async def test_a_users_chat_session_is_not_public(raw: Any) -> None:
         assert error_parts(await ws.recv())[0] == "NOT_FOUND" and (await ws.closed())[0] == 1008
     mine = await raw(f"/api/v1/ws/investigations/{inv_id}", ROLES["owner"].token)
     assert (await mine.recv_kind("connection"))["data"]["investigation_id"] == inv_id
+
+
+async def test_upload_cannot_become_another_sessions_latest(server: Any, raw: Any) -> None:
+    """An upload that names someone's anonymous chat session is not what that session's agents then answer
+    about: only an investigation the session started itself is its latest."""
+    victim = await raw("/api/v1/ws/chat/victim-session")
+    await victim.recv_kind("connection")
+    planted = await create(server, Role(None, "victim-session", "victim-session"))
+    await victim.send({"type": "chat", "data": {"message": "Qual o andamento?"}})
+    while not (answer := (await victim.recv_kind("chat"))["data"]).get("done"):
+        pass
+    assert planted["investigation_id"] not in answer["content"], answer["content"]
