@@ -12,6 +12,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 MAX_KINDS = 1024  # distinct message templates tracked by the throttle
+PER_CONNECTION = ("aiohttp.access", "ponte.connections")  # one line per request or connection: not throttled
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -46,15 +47,15 @@ class LogBudget:
 
 class Throttle(logging.Filter):
     """Drops lines of one kind (logger and message template) past their budget, and says how many
-    were dropped on the next line of that kind that gets through. The access log is exempt: one line
-    per request, as every web server writes it."""
+    were dropped on the next line of that kind that gets through. The access log and the connection
+    log are exempt: one line per request or connection, never more, as every web server writes them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.budgets: dict[tuple[str, Any], LogBudget] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "aiohttp.access":
+        if record.name in PER_CONNECTION:
             return True
         key = (record.name, record.msg)
         budget = self.budgets.get(key)

@@ -25,6 +25,15 @@ def test_throttle_is_per_kind_of_line() -> None:
     assert throttle.filter(record("another kind of line"))
 
 
+def test_per_connection_lines_are_never_throttled() -> None:
+    """The access and connection logs keep their one line per request or connection, however many."""
+    throttle = Throttle()
+    for name in ("aiohttp.access", "ponte.connections"):
+        lines = [logging.LogRecord(name, logging.INFO, __file__, 1, "connection accepted: %s", (i,), None)
+                 for i in range(100)]
+        assert all(throttle.filter(line) for line in lines)
+
+
 def test_engineio_client_errors_are_info() -> None:
     """python-engineio's ERROR lines about a client's bad request become INFO; tracebacks stay ERROR."""
     line = record("'Session is disconnected' abc", level=logging.ERROR)
