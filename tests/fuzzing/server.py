@@ -3,6 +3,7 @@ background thread (hypothesis drives sync tests), the probe after each frame, th
 judges of each outcome against the protocols' documented answers and close codes."""
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -234,7 +235,7 @@ class Outcome:
         return [data.get("codigo", data.get("code")) for name, data in self.messages if name in ("ERRO", "error")]
 
 
-class Fuzzer:
+class Fuzzer(abc.ABC):
     """One client connection, reopened whenever the server closed it: sends a frame, then a probe."""
 
     def __init__(self, harness: Harness) -> None:
@@ -281,15 +282,17 @@ class Fuzzer:
             await self.ws.close()
             self.ws = None
 
+    @abc.abstractmethod
     async def connect(self) -> aiohttp.ClientWebSocketResponse:
-        raise NotImplementedError
+        """A fresh connection, past the protocol's greeting."""
 
+    @abc.abstractmethod
     def probe(self, n: int) -> list[str]:
-        raise NotImplementedError
+        """The frames of probe number `n`."""
 
+    @abc.abstractmethod
     async def answered(self, text: str, outcome: Outcome) -> bool:
         """Check one server message; whether it is the probe's answer (else it joins the outcome)."""
-        raise NotImplementedError
 
 
 # -- raw endpoints ----------------------------------------------------------------------------------------
