@@ -57,3 +57,17 @@ async def test_burst_spent_on_one_instance_counts_on_the_other(limited_pair: Any
         assert await ping(await raw_to(b, "/ws", make_token("bob")), "bob") == "SESSAO_PONG"
     finally:
         await redis.aclose()
+
+
+async def test_local_limits_hold_while_redis_is_down(limited_pair: Any, raw_to: Any,
+                                                     redis_server: RedisProcess, caplog: Any) -> None:
+    """With Redis gone, each instance goes on limiting alone: the burst is served, the next message refused,
+    and the lost exchange is said once, not as a traceback."""
+    a, _ = limited_pair
+    client = await raw_to(a, "/ws", make_token("alice"))
+    redis_server.stop()
+    assert [await ping(client, f"a{i}") for i in range(7)] == ["SESSAO_PONG"] * 6 + ["RATE_LIMIT_ERROR"]
+    async with asyncio.timeout(TIMEOUT):  # the next exchange with Redis fails, and says so
+        while not any("rate limits not shared" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.02)
+    assert not [r for r in caplog.records if r.exc_info and r.name == "ponte.limits"]
