@@ -102,6 +102,7 @@ def build_sio(settings: Settings) -> PonteServer:
         cors_allowed_origins=origins.socketio_policy(settings.allowed_origins),
         max_http_buffer_size=settings.max_message_bytes,
         ping_interval=settings.heartbeat,
+        ping_timeout=settings.heartbeat,  # as on raw endpoints: a peer silent for two heartbeats is dropped
         guard_factory=lambda: ConnectionGuard(settings.rate_limit_per_second, settings.rate_limit_burst,
                                               settings.rate_limit_close_after),
         max_sockets=2 * settings.max_connections,

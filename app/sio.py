@@ -1,8 +1,18 @@
 """python-socketio, extended so raw-WebSocket clients are participants like any other.
 
-This is the one module that reaches into python-socketio and python-engineio internals
-(`_send_packet`, `_handle_connect`, `_handle_eio_message`, `eio.sockets`, manager rooms); the
-version is pinned to a minor range in setup.cfg and tests/functional covers every path here.
+This is the one module that reaches into python-socketio and python-engineio internals; the version
+is pinned to a minor range in setup.cfg, tests/functional covers every path here, and
+tests/app/test_internals_contract.py fails, naming the name, if an upgrade moves one of these:
+- AsyncServer: `_send_packet`, `_send_eio_packet`, `_handle_connect`, `_handle_disconnect`,
+  `_handle_event`, `_handle_eio_connect`, `_handle_eio_disconnect`, `_handle_eio_message`,
+  `_trigger_event`, and `environ`, `eio`, `manager_initialized`, `namespace_handlers`, `packet_class`,
+  `reason`, `reserved_events`;
+- AsyncManager: `basic_enter_room`, `basic_leave_room`, `basic_disconnect`, `get_participants`,
+  `sid_from_eio_sid`, `eio_sid_from_sid`, `is_connected`, `pending_connect`, `pending_disconnect`,
+  `callbacks`, `rooms`, `server`;
+- python-engineio: `AsyncServer._async["websocket" | "translate_request"]`, `sockets`, `disconnect`;
+  `AsyncSocket.queue`, `upgraded`, `closed`, `closing`, `close(wait, abort)`; the aiohttp driver's
+  `WebSocket(handler, server)` with `_sock`, `handler`, `wait()` and `__call__(environ)`.
 
 A raw client gets an Engine.IO-style id (`raw:...`) and joins namespaces and rooms through the
 same manager as a Socket.IO client, so every emit reaches both; only the last step, turning a
@@ -383,8 +393,13 @@ class PonteServer(socketio.AsyncServer):
         self.owed.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
         sock = self.eio.sockets.get(eio_sid)
-        if sock is not None:  # Engine.IO keeps the socket a while (its ping task): let the WebSocket go now
-            sock.ponte_writer = None
+        if sock is None:
+            return
+        if getattr(sock, "ponte_writer", None) is None and not sock.upgraded:
+            # A polling client that closed: Engine.IO would hold its pending poll until the poll times out
+            # (ping interval + ping timeout), and the client's disconnect waits for that poll.
+            sock.queue.put_nowait(None)
+        sock.ponte_writer = None  # Engine.IO keeps the socket a while (its ping task): let the WebSocket go now
 
     def admitted(self, sid: str, namespace: str, user: str | None) -> None:
         """A client has connected a namespace: its socket is no longer unconnected, and from now on
@@ -518,8 +533,10 @@ class PonteServer(socketio.AsyncServer):
         await self.refuse(sid, namespace, error, observed)
 
     async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
-        if namespace not in self.namespace_handlers:
+        if namespace not in self.namespace_handlers:  # answered as socket.io's own server answers it
             AUDIT.refused("unknown namespace", *_where(self.environ.get(eio_sid)), namespace, "NOT_FOUND")
+            return await self._send_packet(eio_sid, self.packet_class(
+                packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace))
         await super()._handle_connect(eio_sid, namespace, data)
 
     async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:

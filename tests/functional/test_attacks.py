@@ -267,7 +267,7 @@ async def test_refused_handshakes_are_audited(server: Any, raw: Any, sio: Any, s
     assert not io.client.connected
     ws = await eio_socket(session, server)
     await ws.send_str("40/nowhere,")
-    assert "Unable to connect" in (await ws.receive(timeout=TIMEOUT)).data
+    assert "Invalid namespace" in (await ws.receive(timeout=TIMEOUT)).data
     first = await connect(raw, OMNI)
     over = await raw(OMNI, make_token("bob"))
     assert (await close_frame(over))[0] == 1013

@@ -1,0 +1,72 @@
+"""The private names of python-socketio, python-engineio and aiohttp that app/sio.py and app/http_guard.py
+rely on still exist with the parameters Ponte calls them with: an upgrade that moves one fails here,
+naming it, before any functional test fails in a way that is hard to read."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import engineio
+import pytest
+import socketio
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+from engineio.async_socket import AsyncSocket
+from socketio import packet
+
+# (owner, name, the parameters Ponte passes or overrides with, or None for an attribute)
+METHODS: list[tuple[Any, str, tuple[str, ...]]] = [
+    (socketio.AsyncServer, "_send_packet", ("eio_sid", "pkt")),
+    (socketio.AsyncServer, "_send_eio_packet", ("eio_sid", "eio_pkt")),
+    (socketio.AsyncServer, "_handle_connect", ("eio_sid", "namespace", "data")),
+    (socketio.AsyncServer, "_handle_disconnect", ("eio_sid", "namespace", "reason")),
+    (socketio.AsyncServer, "_handle_event", ("eio_sid", "namespace", "id", "data")),
+    (socketio.AsyncServer, "_handle_eio_connect", ("eio_sid", "environ")),
+    (socketio.AsyncServer, "_handle_eio_disconnect", ("eio_sid", "reason")),
+    (socketio.AsyncServer, "_handle_eio_message", ("eio_sid", "data")),
+    (socketio.AsyncServer, "_trigger_event", ("event", "namespace")),
+    (socketio.AsyncManager, "basic_enter_room", ("sid", "namespace", "room", "eio_sid")),
+    (socketio.AsyncManager, "basic_leave_room", ("sid", "namespace", "room")),
+    (socketio.AsyncManager, "basic_disconnect", ("sid", "namespace")),
+    (socketio.AsyncManager, "get_participants", ("namespace", "room")),
+    (socketio.AsyncManager, "sid_from_eio_sid", ("eio_sid", "namespace")),
+    (socketio.AsyncManager, "eio_sid_from_sid", ("sid", "namespace")),
+    (socketio.AsyncManager, "is_connected", ("sid", "namespace")),
+    (AsyncSocket, "close", ("wait", "abort", "reason")),
+    (engineio.AsyncServer, "disconnect", ("sid",)),
+    (engineio_aiohttp.WebSocket, "__init__", ("handler", "server")),
+    (engineio_aiohttp.WebSocket, "__call__", ("environ",)),
+    (engineio_aiohttp.WebSocket, "wait", ()),
+    (web.Application, "_make_handler", ()),
+    (RequestHandler, "handle_error", ("request", "status", "exc", "message")),
+    (RequestHandler, "_process_keepalive", ()),
+]
+SERVER_ATTRIBUTES = ["environ", "eio", "manager", "manager_initialized", "namespace_handlers", "packet_class",
+                     "reason", "reserved_events"]
+MANAGER_ATTRIBUTES = ["pending_connect", "pending_disconnect", "callbacks", "rooms", "server"]
+SOCKET_ATTRIBUTES = ["queue", "upgraded", "closed", "closing", "sid"]
+ENGINEIO_DRIVER_KEYS = ["websocket", "translate_request"]
+PACKET_NAMES = ["CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK"]
+
+
+@pytest.mark.parametrize("owner,name,parameters", METHODS, ids=[f"{o.__name__}.{n}" for o, n, _ in METHODS])
+def test_method_exists_with_its_parameters(owner: Any, name: str, parameters: tuple[str, ...]) -> None:
+    """Each overridden or called private method exists and takes the parameters Ponte uses, in order."""
+    method = getattr(owner, name, None)
+    assert method is not None, f"{owner.__module__}.{owner.__name__}.{name} is gone"
+    names = [p for p in inspect.signature(method).parameters if p != "self"]
+    assert names[:len(parameters)] == list(parameters), f"{owner.__name__}.{name}{inspect.signature(method)}"
+
+
+def test_attributes_exist() -> None:
+    """The server's, manager's and Engine.IO socket's attributes Ponte reads are there, as are the driver
+    hooks it replaces and Socket.IO's packet types."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    socket = AsyncSocket(server.eio, "contract")
+    for owner, names in ((server, SERVER_ATTRIBUTES), (server.manager, MANAGER_ATTRIBUTES),
+                         (socket, SOCKET_ATTRIBUTES), (packet, PACKET_NAMES)):
+        missing = [name for name in names if not hasattr(owner, name)]
+        assert not missing, f"{type(owner).__name__} lacks {missing}"
+    assert set(ENGINEIO_DRIVER_KEYS) <= set(server.eio._async), sorted(server.eio._async)
+    assert hasattr(server.reason, "CLIENT_DISCONNECT")
