@@ -119,8 +119,9 @@ def strict_sio_data(body: str) -> Any:
 
 
 def check_connect_error(data: Any) -> None:
-    """python-socketio's own refusal is a string; Ponte's is {message, data: {code, close, details}}."""
-    if isinstance(data, str):
+    """An unknown namespace is refused as socket.io refuses it, `{"message": "Invalid namespace"}`; a served
+    namespace's refusal is Ponte's `{message, data: {code, close, details}}`."""
+    if data == {"message": "Invalid namespace"}:
         return
     assert isinstance(data, dict) and isinstance(data.get("message"), str), data
     info = data.get("data")
