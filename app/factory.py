@@ -41,6 +41,7 @@ from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
 from .records import MemoryRecordStore, RedisRecordStore
 from .redis_fanout import RedisFanoutManager, connect
 from .settings import Settings
+from .tasks import stop, stop_if_cancelled
 from .sio import FanoutManager, PonteServer
 
 log = logging.getLogger("ponte")
@@ -146,16 +147,15 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     yield
     await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
     await http.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop(tasks)
     if isinstance(sio.manager, RedisFanoutManager):
         await sio.manager.close()
 
 
 async def every(interval: float, job: Any, *args: Any) -> None:
-    """Run job every interval seconds; a failure is logged and the loop goes on."""
+    """Run job every interval seconds; a failure is logged and the loop goes on (not a cancellation)."""
     while True:
+        stop_if_cancelled()
         await asyncio.sleep(interval)
         try:
             await job(*args)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from .sio import FanoutManager
+from .tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.redis")
 BATCH = 256
@@ -89,9 +90,7 @@ class RedisFanoutManager(FanoutManager):
         deadline = time.monotonic() + flush_timeout
         while not self.outbox.empty() and self.subscribed and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop(self._tasks)
         self._tasks = []
         await self.redis.aclose()
 
@@ -124,6 +123,7 @@ class RedisFanoutManager(FanoutManager):
 
     async def _publish_loop(self) -> None:
         while True:
+            stop_if_cancelled()
             batch = [await self.outbox.get()]
             while len(batch) < BATCH and not self.outbox.empty():
                 batch.append(self.outbox.get_nowait())
@@ -154,6 +154,7 @@ class RedisFanoutManager(FanoutManager):
     async def _listen(self) -> None:
         delay = 0.1
         while True:
+            stop_if_cancelled()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)

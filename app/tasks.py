@@ -1,0 +1,26 @@
+"""Stopping background tasks for sure, even when a library swallows a cancellation."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop: redis-py can swallow a cancellation that lands
+    inside a command, and a loop that went on would keep its task (and a shutdown waiting on it) alive."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def stop(tasks: list[asyncio.Task[Any]], timeout: float = 2.0) -> None:
+    """Cancel tasks and wait for them, asking again (once) those that let a cancellation go by."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
