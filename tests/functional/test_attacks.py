@@ -343,7 +343,7 @@ async def test_message_size_limit_is_inclusive(server: Any, raw: Any, session: A
     assert (await eio_closed(ws))[0] == 1009
 
 
-LIMITED = {"rate_limit_per_second": 0.5, "rate_limit_burst": 4, "rate_limit_close_after": 100}
+LIMITED = {"rate_limit_per_second": 0.05, "rate_limit_burst": 4, "rate_limit_close_after": 100}  # a token per 20 s
 
 
 async def drain_pongs(client: RawClient, count: int) -> list[str]:

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from conftest import TIMEOUT, RedisProcess, make_token, subscribed
 
-LIMITED = {"rate_limit_per_second": 0.5, "rate_limit_burst": 6, "rate_limit_close_after": 100}
+LIMITED = {"rate_limit_per_second": 0.05, "rate_limit_burst": 6, "rate_limit_close_after": 100}  # a token per 20 s
 
 
 @pytest.fixture
