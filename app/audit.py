@@ -14,6 +14,7 @@ SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|api[_-]?key
 JWT_LIKE = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 REDACTED = "[REDACTED]"
 MAX_DATA = 4096  # characters of a message's data kept in the log
+MAX_ENVELOPE = 1024  # what an audit line holds besides the data (ids, names, time), at most
 MAX_FIELD = 200  # characters of a refusal's origin or reason
 INFINITY = float("inf")
 
@@ -54,15 +55,17 @@ class AuditLog:
                status: str, code: str | None = None) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        safe = redact(data)
-        if len(json_line(safe)) > MAX_DATA:
-            safe = {"truncated": True}
         line: dict[str, Any] = {
             "timestamp": now_iso(), "event": "websocket_message", "client_id": client_id, "user_id": user_id,
-            "message": {"event": event, "data": safe}, "response_time": round(response_ms, 3), "status": status}
+            "message": {"event": event, "data": redact(data)}, "response_time": round(response_ms, 3),
+            "status": status}
         if code is not None:
             line["error_code"] = code
-        self.logger.info(json_line(line))
+        text = json_line(line)  # encoded once; again only when the data makes it too long
+        if len(text) > MAX_DATA + MAX_ENVELOPE:
+            line["message"]["data"] = {"truncated": True}
+            text = json_line(line)
+        self.logger.info(text)
 
     def refused(self, reason: str, ip: str | None, origin: str | None, namespace: str | None,
                 code: str | None = None) -> None:
