@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.executions import final_event
 
 from .auth import AuthError, Principal, find_token
 from .errors import AUTHENTICATION_ERROR, PonteError
+from .executions import final_event
 from .keys import GATEWAY_KEY
 from .publish import Refused
 

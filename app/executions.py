@@ -20,9 +20,9 @@ from engines.keywords.crawler import Crawler
 from engines.keywords.extract import analyse_html
 from engines.keywords.model import CrawlLimits, SiteUnreachable, UnsafeURL
 from engines.keywords.runner import ClusterFormed, ExecutionRunner, Finished, KeywordFound, PageDone, RunEvent
-from handlers.errors import RECOMMENDATIONS
 
-from .codecs import answering
+from .transport.codecs import answering
+from .transport.codecs.omni import RECOMMENDATIONS
 from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
@@ -110,8 +110,8 @@ class ExecutionService:
         record = await self.record(execution_id, sub, admin)
         if record["status"] in TERMINAL or record.get("instance") is None:
             raise _impossible(action, record["status"])
-        await self.sio.manager.share(CONTROL, {"id": execution_id, "action": action, "sid": requester,
-                                               "request_id": request_id})
+        await self.sio.share(CONTROL, {"id": execution_id, "action": action, "sid": requester,
+                                       "request_id": request_id})
 
     async def record(self, execution_id: str, sub: str, admin: bool) -> dict[str, Any]:
         """The stored record of an execution its owner (or an admin) asks about."""
@@ -235,8 +235,7 @@ class ExecutionService:
         try:
             await self._apply(run, str(message["action"]), str(message["sid"]), message.get("request_id"))
         except PonteError as exc:
-            namespace = self.sio.namespace_handlers[NAMESPACE]
-            event, payload = namespace.render_error(exc, message.get("request_id"))
+            event, payload = self.sio.render_error(NAMESPACE, exc, message.get("request_id"))
             await self.sio.emit(event, payload, namespace=NAMESPACE, to=str(message["sid"]))
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -289,7 +288,7 @@ class ExecutionService:
 
     def _hook(self) -> None:
         if not self._hooked:
-            self.sio.manager.controls[CONTROL] = self._on_control
+            self.sio.on_share(CONTROL, self._on_control)
             self._hooked = True
 
 
@@ -320,3 +319,15 @@ def _impossible(action: str, status: str) -> PonteError:
 def url_details(exc: UnsafeURL) -> dict[str, Any]:
     """`detalhes` of a refused blog_url: the field, and the setting that would allow it, if one would."""
     return {"campo": "blog_url", **({"configuracao": exc.setting} if exc.setting else {})}
+
+
+def final_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What a stored record says: its final event when it ended, else its last known status."""
+    if record["status"] == "concluida" and "final" in record:
+        return "EXECUCAO_CONCLUIDA", record["final"]
+    if record["status"] == "erro":
+        final = record.get("final") or {"execucao_id": record["id"], "erro": record["error"]}
+        return "EXECUCAO_ERRO", final
+    return "EXECUCAO_STATUS", {"execucao_id": record["id"], "status": record["status"],
+                               "progresso": record["progress"], "keywords_encontradas": record["keywords_encontradas"],
+                               "tempo_decorrido": round(record["updated_at"] - record["started_at"], 3)}

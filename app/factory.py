@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from handlers.base import Gateway, PonteNamespace
+from handlers.base import PonteNamespace
 from handlers.chat import ChatNamespace
 from handlers.investigations import InvestigationsNamespace
 from handlers.monitoring import AlertMonitor
@@ -27,8 +27,9 @@ from engines.contracts.source import make_source
 from . import downloads, investigations_api, publish
 from .audit import AUDIT
 from .auth import TokenVerifier
-from .bridge import Endpoint, RawBridge, heartbeat_round
-from .codecs import cidadao, now_iso, omni
+from .gateway import Gateway
+from .transport.raw import Endpoint, RawBridge, heartbeat_round
+from .transport.codecs import cidadao, now_iso, omni
 from .executions import TOUCH_EVERY, ExecutionService
 from .investigations import InvestigationService
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError
@@ -39,14 +40,17 @@ from .metrics import Metrics
 from .prefs import MemoryPreferenceStore, RedisPreferenceStore
 from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
 from .records import MemoryRecordStore, RedisRecordStore
-from .redis_fanout import RedisFanoutManager, connect
+from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings
 from .tasks import stop, stop_if_cancelled
-from .sio import FanoutManager, PonteServer
+from .transport.manager import FanoutManager
+from .transport.server import PonteServer
 
 log = logging.getLogger("ponte")
 
-NAMESPACES = {"/omni": OmniNamespace, "/chat": ChatNamespace, "/investigations": InvestigationsNamespace}
+# Each namespace and the protocol it speaks to both transports (raw endpoints below).
+NAMESPACES = {"/omni": (OmniNamespace, omni), "/chat": (ChatNamespace, cidadao),
+              "/investigations": (InvestigationsNamespace, cidadao)}
 DRAIN_SECONDS = 10.0  # for the whole drain; Heroku kills a dyno 30 s after SIGTERM
 ENDPOINTS = [
     Endpoint("/ws", "/omni", omni, lambda request: {}),
@@ -80,8 +84,8 @@ def create_app(settings: Settings) -> web.Application:
     gateway.services["executions"] = ExecutionService(sio, settings, records)
     gateway.services["investigations"] = InvestigationService(sio, settings, records)
     gateway.services["agents"] = build_router(None, None, None, None, None)  # until the HTTP session exists
-    for path, namespace_class in NAMESPACES.items():
-        sio.register_namespace(namespace_class(path, gateway))
+    for path, (namespace_class, codec) in NAMESPACES.items():
+        sio.register(namespace_class(path, gateway), codec)
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
     publish.add_routes(app)
     downloads.add_routes(app)
@@ -140,7 +144,8 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
-             asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio).check)),
+             asyncio.create_task(every(settings.heartbeat, sio.ping_round)),
+             asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio.namespace_handlers["/omni"]).check)),
              asyncio.create_task(every(TOUCH_EVERY, executions.touch)),
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync))]

@@ -26,7 +26,11 @@ from engines.contracts.source import ContractSource, SourceError
 from engines.contracts.texts import language, source_label, text
 
 from .auth import Principal
-from .errors import RATE_LIMIT_ERROR, PonteError
+from pydantic import TypeAdapter, ValidationError
+
+from schemas._base import SafeId
+
+from .errors import RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
 
@@ -83,6 +87,18 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
     keys = ("investigation_id", "title", "status", "progress", "message", "query", "language", "filters", "source",
             "source_label", "records", "anomalies", "findings", "report_url", "summary", "created_at", "error")
     return {key: doc.get(key) for key in keys}
+
+
+_safe_id = TypeAdapter(SafeId)
+
+
+def checked_id(name: str, value: str) -> str:
+    """A path or handshake id that is safe to use in a room name, or a VALIDATION_ERROR."""
+    try:
+        return _safe_id.validate_python(value)
+    except ValidationError:
+        raise PonteError(VALIDATION_ERROR, f"{name}: 1 a 64 caracteres [A-Za-z0-9_.:-]",
+                         {"campo": name}) from None
 
 
 class InvestigationService:

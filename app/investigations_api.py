@@ -19,12 +19,11 @@ from aiohttp import BodyPartReader, web
 from engines.contracts.records import RecordError, parse_csv, parse_json
 from engines.contracts.report import render_html, render_markdown
 from engines.contracts.texts import LANGUAGES, PT
-from handlers.chat import checked_id
 
 from .auth import AuthError, Principal, find_token
-from .codecs import DecodeError, load_json
+from .transport.codecs import DecodeError, load_json
 from .errors import AUTHENTICATION_ERROR, PonteError
-from .investigations import holds_key, not_found, view, visible
+from .investigations import checked_id, holds_key, not_found, view, visible
 from .keys import GATEWAY_KEY
 from .origins import origin_params
 from .publish import Refused

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.base import Gateway
-
+from .gateway import Gateway
 from .metrics import Metrics
 from .settings import Settings
-from .sio import PonteServer
+from .transport.server import PonteServer
 
 SIO_KEY = web.AppKey("sio", PonteServer)
 SETTINGS_KEY = web.AppKey("settings", Settings)

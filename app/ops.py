@@ -4,11 +4,11 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .codecs import now_iso
+from .transport.codecs import now_iso
 from .keys import DRAINING_KEY, METRICS_KEY, SIO_KEY
 from .metrics import Metrics
-from .redis_fanout import RedisFanoutManager
-from .sio import PonteServer
+from .transport.redis import RedisFanoutManager
+from .transport.server import PonteServer
 
 
 def add_routes(app: web.Application, sio: PonteServer, metrics: Metrics) -> None:

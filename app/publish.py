@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import cidadao, omni
 
 from .auth import AuthError, Principal, TokenVerifier
-from .codecs import DecodeError, describe, load_json
+from .transport.codecs import DecodeError, describe, load_json
 from .errors import AUTHENTICATION_ERROR, PERMISSION_ERROR, VALIDATION_ERROR
 from .keys import SETTINGS_KEY, SIO_KEY
 

@@ -80,7 +80,7 @@ class Settings(BaseModel):
     log_level: str = Field(
         "INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL; logs go to stdout, the access log never "
                             "prints query strings")
-    audit_log: bool = Field(True, description="one JSON line per client message on stdout")
+    audit_log: bool = Field(True, description="one JSON line per client action or refused message on stdout")
     alert_cpu_percent: float = Field(80.0, ge=0, le=100, description="SISTEMA_ALERTA threshold: host CPU, percent")
     alert_memory_percent: float = Field(
         90.0, ge=0, le=100, description="SISTEMA_ALERTA threshold: host memory, percent")

@@ -249,7 +249,7 @@ def ponte_app(port: int, redis_url: str | None) -> Any:
     from aiohttp import web
 
     from app.factory import SIO_KEY
-    from app.redis_fanout import RedisFanoutManager
+    from app.transport.redis import RedisFanoutManager
     from ponte_server import bench_settings, build_app
 
     settings = bench_settings(port)

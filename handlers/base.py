@@ -2,41 +2,24 @@
 handler runs, scopes per event, and errors in the client's own protocol."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
-import socketio
 from pydantic import BaseModel
 
-from app.auth import AuthError, Principal, TokenVerifier, find_token
-from app.codecs import DecodeError, request_id_of, validate
+from app.auth import AuthError, Principal, find_token
+from app.transport.codecs import DecodeError, request_id_of, validate
 from app.errors import (AUTHENTICATION_ERROR, CLOSE_OVERLOADED, CLOSE_POLICY, NOT_AVAILABLE,
                         PERMISSION_ERROR, SERVER_OVERLOADED, SYSTEM_ERROR, VALIDATION_ERROR,
                         PonteError)
-from app.settings import Settings
-
-from .errors import cidadao_error
+from app.gateway import Gateway
+from app.transport.namespace import Namespace, Refused
 
 log = logging.getLogger("ponte.handlers")
 connections_log = logging.getLogger("ponte.connections")  # one line per connection accepted, one per closed
 NO_PARAMS: dict[str, str] = {}  # shared by every client of a namespace without path ids; never mutated
-
-
-@dataclass
-class Gateway:
-    """What the namespaces of one app share: settings, the token verifier, the connection count."""
-
-    settings: Settings
-    verifier: TokenVerifier
-    connections: int = 0
-    metrics: Any = None  # app.metrics.Metrics
-    audit: Any = None  # app.audit.AuditLog
-    prefs: Any = None  # app.prefs.PreferenceStore: notification preferences
-    records: Any = None  # app.records.RecordStore: executions and investigations
-    services: dict[str, Any] = field(default_factory=dict)  # domain services by name ("executions", …)
 
 
 @dataclass(slots=True)
@@ -50,20 +33,20 @@ class Client:
     since: float = field(default_factory=time.monotonic)
 
 
-class PonteNamespace(socketio.AsyncNamespace):
+class PonteNamespace(Namespace):
     """Base of the Omni, chat and investigations namespaces."""
 
     inbound: ClassVar[Mapping[str, type[BaseModel]]] = {}
     scopes: ClassVar[Mapping[str, str]] = {}
+    # Events too frequent and harmless for an audit line each (errors are audited whatever the event).
+    routine: ClassVar[frozenset[str]] = frozenset()
     auth_required: ClassVar[bool] = True
     params: ClassVar[tuple[str, ...]] = ()  # ids a client gives in its path or handshake
-    event_field: ClassVar[str] = "event"  # the envelope key that names a message's event
 
     def __init__(self, namespace: str, gateway: Gateway) -> None:
         super().__init__(namespace)
         self.gateway = gateway
         self.clients: dict[str, Client] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- connection lifecycle --------------------------------------------------------------------
 
@@ -80,7 +63,7 @@ class PonteNamespace(socketio.AsyncNamespace):
             if self.gateway.audit is not None:
                 self.gateway.audit.refused(exc.message, request.remote, request.headers.get("Origin"),
                                            self.namespace, exc.code)
-            raise socketio.exceptions.ConnectionRefusedError(
+            raise Refused(
                 exc.message, {"code": exc.code, "close": exc.close or CLOSE_POLICY, "details": exc.details})
         self.gateway.connections += 1
         self.clients[sid] = client
@@ -95,6 +78,7 @@ class PonteNamespace(socketio.AsyncNamespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         client = self.clients.pop(sid, None)
+        self.server.users.pop(sid, None)
         if client is not None:
             self.gateway.connections -= 1
             connections_log.info("connection closed: %s %s user=%s (%s) after %.2fs", self.namespace, client.transport,
@@ -152,25 +136,15 @@ class PonteNamespace(socketio.AsyncNamespace):
             error = PonteError(SYSTEM_ERROR, "Erro interno do servidor")
         if error is not None:
             await self.send_error(sid, error, request_id)
-        self.observe(sid, event, payload, started, error)
+        self.server.observe(sid, self.namespace, event, payload, time.perf_counter() - started, error,
+                            event not in self.routine)
         return None
-
-    def observe(self, sid: str, event: str, payload: Any, started: float, error: PonteError | None) -> None:
-        """Count one client message and write its audit line."""
-        elapsed = time.perf_counter() - started
-        if self.gateway.metrics is not None:
-            self.gateway.metrics.handled_message(self.namespace, event, elapsed, error is not None)
-        if self.gateway.audit is not None:
-            client = self.clients.get(sid)
-            self.gateway.audit.record(event, sid, client.principal.sub if client else None, payload,
-                                      elapsed * 1000, "error" if error else "success",
-                                      error.code if error else None)
 
     async def dispatch(self, sid: str, client: Client, event: str, payload: Any) -> None:
         """Validate the payload for its event, check the scope, then call `on_<event>`."""
         model = self.inbound.get(event)
         if model is None:
-            raise self.unknown_event(event)
+            raise self.server.unknown_event(self.namespace, event)
         scope = self.scopes.get(event)
         if scope and not client.principal.allows(scope):
             raise PonteError(PERMISSION_ERROR, f"o escopo '{scope}' é necessário para {event}",
@@ -188,28 +162,6 @@ class PonteNamespace(socketio.AsyncNamespace):
             raise PonteError(NOT_AVAILABLE, f"{event} ainda não está disponível neste servidor",
                              {"evento": event})
         await handler(sid, client, data)
-
-    def unknown_event(self, event: str) -> PonteError:
-        """The answer to an event this namespace does not serve (or one a client may not send)."""
-        return PonteError(VALIDATION_ERROR, f"evento desconhecido: {event[:64]}", {"campo": self.event_field})
-
-    # -- answers ----------------------------------------------------------------------------------
-
-    def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
-        """The error event and payload in this namespace's protocol (Cidadão.AI's by default)."""
-        return cidadao_error(error, request_id)
-
-    async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
-        if self.gateway.metrics is not None:
-            self.gateway.metrics.error(error.code)
-        event, payload = self.render_error(error, request_id)
-        await self.emit(event, payload, to=sid)
-
-    def spawn(self, coro: Any) -> None:
-        """Run a coroutine in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def expired(self, now: float | None = None) -> list[str]:
         """The sids whose token has expired, allowing JWT_LEEWAY as the handshake did."""

@@ -19,17 +19,15 @@ import uuid
 from typing import Any
 
 import aiohttp
-from pydantic import TypeAdapter, ValidationError
 
 from app.auth import Principal
 from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
-from app.investigations import SessionDesk, not_found, visible
+from app.investigations import SessionDesk, checked_id, not_found, visible
 from app.records import RecordStoreError
 from app.origins import origin_params
 from engines.agents.base import AgentError, ChatContext
 from engines.agents.language import session_language
 from schemas import cidadao
-from schemas._base import SafeId
 
 from .base import Client, PonteNamespace
 from .session import CidadaoSession
@@ -39,16 +37,6 @@ MAX_SUBSCRIPTIONS = 32
 MAX_HISTORY = 20  # messages per session given to agents
 MAX_SESSIONS = 10_000  # sessions whose history is kept on this instance
 WELCOME = "Conectado ao Cidadão.AI em tempo real"
-_safe_id = TypeAdapter(SafeId)
-
-
-def checked_id(name: str, value: str) -> str:
-    """A path or handshake id that is safe to use in a room name, or a VALIDATION_ERROR."""
-    try:
-        return _safe_id.validate_python(value)
-    except ValidationError:
-        raise PonteError(VALIDATION_ERROR, f"{name}: 1 a 64 caracteres [A-Za-z0-9_.:-]",
-                         {"campo": name}) from None
 
 
 class ChatNamespace(CidadaoSession, PonteNamespace):
@@ -57,7 +45,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
     inbound = cidadao.CHAT_INBOUND
     scopes = {"chat": "chat", "typing": "chat"}  # subscriptions are checked per investigation
     auth_required = False
-    event_field = "type"
+    routine = frozenset({"ping", "heartbeat", "typing"})
     params = ("session_id",)
 
     def __init__(self, namespace: str, gateway: Any) -> None:
@@ -192,7 +180,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
 
     async def _follow(self, session_id: str, investigation_id: str) -> None:
         """Put the session's clients on this instance in a new investigation's room."""
-        for sid, _ in list(self.server.manager.get_participants(self.namespace, f"session:{session_id}")):
+        for sid in self.participants(f"session:{session_id}"):
             await self.enter_room(sid, f"investigation:{investigation_id}")
 
 

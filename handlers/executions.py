@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.codecs import answering
+from app.executions import final_event
+from app.transport.codecs import answering
 from app.origins import origin_params
 
 from .base import Client, PonteNamespace
@@ -61,15 +62,3 @@ class ExecutionHandlers(PonteNamespace):
         principal = client.principal
         await self.executions.control(action, data.execucao_id, principal.sub, principal.allows("admin"),
                                       sid, data.request_id)
-
-
-def final_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """What a stored record says: its final event when it ended, else its last known status."""
-    if record["status"] == "concluida" and "final" in record:
-        return "EXECUCAO_CONCLUIDA", record["final"]
-    if record["status"] == "erro":
-        final = record.get("final") or {"execucao_id": record["id"], "erro": record["error"]}
-        return "EXECUCAO_ERRO", final
-    return "EXECUCAO_STATUS", {"execucao_id": record["id"], "status": record["status"],
-                               "progresso": record["progress"], "keywords_encontradas": record["keywords_encontradas"],
-                               "tempo_decorrido": round(record["updated_at"] - record["started_at"], 3)}

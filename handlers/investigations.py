@@ -5,11 +5,11 @@ Only who may see an investigation (`app.investigations.visible`) connects; anyon
 for an id that does not exist, gets the same refusal: `NOT_FOUND`, close 1008 / `connect_error`."""
 from __future__ import annotations
 
-from app.investigations import not_found, visible
+from app.investigations import checked_id, not_found, visible
 from schemas import cidadao
 
 from .base import Client, PonteNamespace
-from .chat import checked_id, snapshot
+from .chat import snapshot
 from .session import CidadaoSession
 
 WELCOME = "Conectado às atualizações da investigação"
@@ -20,7 +20,7 @@ class InvestigationsNamespace(CidadaoSession, PonteNamespace):
 
     inbound = cidadao.INVESTIGATIONS_INBOUND
     auth_required = False
-    event_field = "type"
+    routine = frozenset({"ping", "heartbeat"})
     params = ("investigation_id", "session_id")  # session_id: the anonymous chat session that created it
 
     async def authorize(self, sid: str, client: Client) -> None:

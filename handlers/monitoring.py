@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from app.codecs import answering
+from app.transport.codecs import answering
 from app.sampler import AlertWatch, Sample, Sampler, Thresholds, instance_name
 
 from .base import Client, PonteNamespace
@@ -112,11 +112,9 @@ class AlertMonitor:
     the `monitoring` room, through the server's one emit path (with Redis, every instance's
     subscribers get it; the message names the instance)."""
 
-    def __init__(self, sio: Any, namespace: str = NAMESPACE) -> None:
-        handler = sio.namespace_handlers[namespace]
+    def __init__(self, handler: Any) -> None:
         gateway, settings = handler.gateway, handler.gateway.settings
-        self.sio = sio
-        self.namespace = namespace
+        self.handler = handler
         self.sampler = Sampler(gateway.metrics, lambda: gateway.connections, settings.max_connections,
                                getattr(handler, "active_executions", lambda: 0))
         self.watch = AlertWatch(Thresholds.of(settings), instance_name())
@@ -124,4 +122,4 @@ class AlertMonitor:
     async def check(self) -> None:
         for alert in self.watch.check(self.sampler.sample()):
             log.warning("alert: %s", alert["mensagem"])
-            await self.sio.emit("SISTEMA_ALERTA", alert, room=ROOM, namespace=self.namespace)
+            await self.handler.emit("SISTEMA_ALERTA", alert, room=ROOM)

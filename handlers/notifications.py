@@ -22,7 +22,9 @@ from app.errors import SYSTEM_ERROR, PonteError
 from app.prefs import MemoryPreferenceStore, PreferenceStoreError
 from schemas.omni import NotificacaoConfigurar
 
-from .base import Client, Gateway, PonteNamespace
+from app.gateway import Gateway
+
+from .base import Client, PonteNamespace
 
 log = logging.getLogger("ponte.handlers.notifications")
 
@@ -42,7 +44,7 @@ class NotificationHandlers(PonteNamespace):
         self._users: dict[str, int] = {}  # sub → connections to this namespace here
         self._claims: dict[str, str] = {}  # sid → sub, for the connections counted in `_users`
         self._loading: dict[str, asyncio.Event] = {}  # sub → set once their preferences are cached
-        self._hooked: Any = None  # the manager our filters and control handler are registered with
+        self._hooked: Any = None  # the server our filters and control handler are registered with
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -56,7 +58,7 @@ class NotificationHandlers(PonteNamespace):
             raise PonteError(SYSTEM_ERROR, "Não foi possível salvar as preferências de notificação",
                              {"motivo": "preferences_unavailable"}) from None
         self._hook()
-        await self.server.manager.share(CONTROL, {"sub": sub, "tipos": tipos})
+        await self.share(CONTROL, {"sub": sub, "tipos": tipos})
         answer: dict[str, Any] = {"tipos": tipos, "canal": data.canal}
         if data.request_id is not None:
             answer["request_id"] = data.request_id
@@ -122,17 +124,16 @@ class NotificationHandlers(PonteNamespace):
     # -- filters: called for every recipient of an emit, so O(1) and synchronous ----------------
 
     def _hook(self) -> None:
-        """Register the control handler and the filters with the manager (once; `self.server` is
-        only known after the namespace is registered, so this runs on the first connection: until
-        then there is nobody to filter or to update)."""
-        manager = self.server.manager
-        if self._hooked is manager:
+        """Register the control handler and the filters (once per server; `self.server` is only known
+        after the namespace is registered, so this runs on the first connection: until then there is
+        nobody to filter or to update)."""
+        if self._hooked is self.server:
             return
-        self._hooked = manager
-        manager.controls[CONTROL] = self._on_shared
-        manager.filters[(self.namespace, "NOTIFICACAO_GERAL")] = self._keep_notification
+        self._hooked = self.server
+        self.on_share(CONTROL, self._on_shared)
+        self.add_filter("NOTIFICACAO_GERAL", self._keep_notification)
         for event, tipo in EVENT_TYPES.items():
-            manager.filters[(self.namespace, event)] = self._keep_type(tipo)
+            self.add_filter(event, self._keep_type(tipo))
 
     def admits(self, sid: str, tipo: Any) -> bool:
         """True unless the user behind `sid` turned notifications of type `tipo` off. A connection
@@ -157,5 +158,4 @@ class NotificationHandlers(PonteNamespace):
         """True for a connection in the execution's room (it started or consulted it): an execution's
         end always reaches those following it; preferences only spare the user's other connections."""
         execution_id = data.get("execucao_id") if isinstance(data, dict) else None
-        return execution_id is not None and f"execution:{execution_id}" in self.server.manager.get_rooms(
-            sid, self.namespace)
+        return execution_id is not None and f"execution:{execution_id}" in self.rooms(sid)

@@ -1,13 +1,9 @@
 """The Omni Keywords Finder namespace (`/omni`, raw `/ws`): token required, room `user:{sub}`."""
 from __future__ import annotations
 
-from typing import Any
-
-from app.errors import PonteError
 from schemas import omni
 
 from .base import PonteNamespace
-from .errors import omni_error
 from .executions import ExecutionHandlers
 from .monitoring import MonitoringHandlers
 from .notifications import NotificationHandlers
@@ -25,6 +21,4 @@ class OmniNamespace(ExecutionHandlers, OmniSession, NotificationHandlers, Monito
               "NOTIFICACAO_CONFIGURAR": "notifications",
               "MONITORAMENTO_INICIAR": "monitoring", "MONITORAMENTO_PARAR": "monitoring"}
     auth_required = True
-
-    def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
-        return omni_error(error, request_id)
+    routine = frozenset({"SESSAO_PING", "EXECUCAO_CONSULTAR"})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.codecs import answering, now_iso
+from app.transport.codecs import answering, now_iso
 
 from .base import Client, PonteNamespace
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.codecs import DecodeError, cidadao, omni
+from app.transport.codecs import DecodeError, cidadao, omni
 
 
 def test_omni_event_form_decodes() -> None:

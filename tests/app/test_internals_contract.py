@@ -1,4 +1,4 @@
-"""The private names of python-socketio, python-engineio and aiohttp that app/sio.py and app/http_guard.py
+"""The private names of python-socketio, python-engineio and aiohttp that app/transport and app/http_guard.py
 rely on still exist with the parameters Ponte calls them with: an upgrade that moves one fails here,
 naming it, before any functional test fails in a way that is hard to read."""
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pytest
 import socketio
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-from engineio.async_drivers import aiohttp as engineio_aiohttp
 from engineio.async_socket import AsyncSocket
 from socketio import packet
 
@@ -21,11 +20,10 @@ METHODS: list[tuple[Any, str, tuple[str, ...]]] = [
     (socketio.AsyncServer, "_send_eio_packet", ("eio_sid", "eio_pkt")),
     (socketio.AsyncServer, "_handle_connect", ("eio_sid", "namespace", "data")),
     (socketio.AsyncServer, "_handle_disconnect", ("eio_sid", "namespace", "reason")),
-    (socketio.AsyncServer, "_handle_event", ("eio_sid", "namespace", "id", "data")),
     (socketio.AsyncServer, "_handle_eio_connect", ("eio_sid", "environ")),
     (socketio.AsyncServer, "_handle_eio_disconnect", ("eio_sid", "reason")),
     (socketio.AsyncServer, "_handle_eio_message", ("eio_sid", "data")),
-    (socketio.AsyncServer, "_trigger_event", ("event", "namespace")),
+    (socketio.AsyncServer, "_engineio_server_class", ()),
     (socketio.AsyncManager, "basic_enter_room", ("sid", "namespace", "room", "eio_sid")),
     (socketio.AsyncManager, "basic_leave_room", ("sid", "namespace", "room")),
     (socketio.AsyncManager, "basic_disconnect", ("sid", "namespace")),
@@ -34,10 +32,11 @@ METHODS: list[tuple[Any, str, tuple[str, ...]]] = [
     (socketio.AsyncManager, "eio_sid_from_sid", ("sid", "namespace")),
     (socketio.AsyncManager, "is_connected", ("sid", "namespace")),
     (AsyncSocket, "close", ("wait", "abort", "reason")),
+    (AsyncSocket, "_send_ping", ()),
+    (AsyncSocket, "_upgrade_websocket", ("environ",)),
+    (AsyncSocket, "_websocket_handler", ("ws",)),
     (engineio.AsyncServer, "disconnect", ("sid",)),
-    (engineio_aiohttp.WebSocket, "__init__", ("handler", "server")),
-    (engineio_aiohttp.WebSocket, "__call__", ("environ",)),
-    (engineio_aiohttp.WebSocket, "wait", ()),
+    (engineio.AsyncServer, "start_background_task", ("target",)),
     (web.Application, "_make_handler", ()),
     (RequestHandler, "handle_error", ("request", "status", "exc", "message")),
     (RequestHandler, "_process_keepalive", ()),
@@ -45,7 +44,9 @@ METHODS: list[tuple[Any, str, tuple[str, ...]]] = [
 SERVER_ATTRIBUTES = ["environ", "eio", "manager", "manager_initialized", "namespace_handlers", "packet_class",
                      "reason", "reserved_events"]
 MANAGER_ATTRIBUTES = ["pending_connect", "pending_disconnect", "callbacks", "rooms", "server"]
-SOCKET_ATTRIBUTES = ["queue", "upgraded", "closed", "closing", "sid"]
+SOCKET_ATTRIBUTES = ["queue", "connected", "upgrading", "upgraded", "closed", "closing", "sid", "last_ping"]
+ENGINEIO_ATTRIBUTES = ["async_handlers", "max_http_buffer_size", "ping_timeout", "reason", "sockets"]
+ENGINEIO_REASONS = ["CLIENT_DISCONNECT", "PING_TIMEOUT", "SERVER_DISCONNECT", "TRANSPORT_CLOSE", "TRANSPORT_ERROR"]
 ENGINEIO_DRIVER_KEYS = ["websocket", "translate_request"]
 PACKET_NAMES = ["CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK"]
 
@@ -65,7 +66,8 @@ def test_attributes_exist() -> None:
     server = socketio.AsyncServer(async_mode="aiohttp")
     socket = AsyncSocket(server.eio, "contract")
     for owner, names in ((server, SERVER_ATTRIBUTES), (server.manager, MANAGER_ATTRIBUTES),
-                         (socket, SOCKET_ATTRIBUTES), (packet, PACKET_NAMES)):
+                         (socket, SOCKET_ATTRIBUTES), (packet, PACKET_NAMES), (server.eio, ENGINEIO_ATTRIBUTES),
+                         (server.eio.reason, ENGINEIO_REASONS)):
         missing = [name for name in names if not hasattr(owner, name)]
         assert not missing, f"{type(owner).__name__} lacks {missing}"
     assert set(ENGINEIO_DRIVER_KEYS) <= set(server.eio._async), sorted(server.eio._async)

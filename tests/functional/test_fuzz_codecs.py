@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from socketio import packet as sio_wire
 
-from app.codecs import sio_packet
+from app.transport.codecs import sio_packet
 from tests.fuzzing.strategies import ANY_TEXT, NEAR_VALID, PLACEHOLDER, REPRODUCIBLE, client_packets, decode_everywhere
 
 

@@ -76,13 +76,16 @@ async def test_rate_limit_hits_are_counted(server: Any, raw: Any, settings_overr
     assert values[("ponte_rate_limited_total", ())] == 1
 
 
-async def test_audit_line_per_message(server: Any, raw: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Each client message writes one JSON audit line with the documented fields, secrets redacted."""
+async def test_audit_line_per_action(server: Any, raw: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Each action and each refused message writes one JSON audit line with the documented fields,
+    secrets redacted; routine messages (a ping) write none."""
     token = make_token("auditor")
     caplog.set_level(logging.INFO, logger="ponte.audit")  # python -m app sends it to stdout instead
     ws = await raw("/ws", token)
-    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "a1"}})
+    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "a0"}})
     await ws.recv_kind("SESSAO_PONG")
+    await ws.send({"event": "NOTIFICACAO_CONFIGURAR", "data": {"tipos": ["info"], "request_id": "a1"}})
+    await ws.recv_kind("NOTIFICACAO_CONFIGURADA")
     await ws.send({"event": "EXECUCAO_INICIAR", "data": {"blog_url": f"https://x.example/?t={token}",
                                                          "token": token, "request_id": "a2"}})
     await ws.recv_kind("ERRO")
@@ -91,7 +94,7 @@ async def test_audit_line_per_message(server: Any, raw: Any, caplog: pytest.LogC
     first, second = lines
     assert set(first) == {"timestamp", "event", "client_id", "user_id", "message", "response_time", "status"}
     assert first["event"] == "websocket_message" and first["user_id"] == "auditor" and first["client_id"]
-    assert first["message"] == {"event": "SESSAO_PING", "data": {"request_id": "a1"}}
+    assert first["message"] == {"event": "NOTIFICACAO_CONFIGURAR", "data": {"tipos": ["info"], "request_id": "a1"}}
     assert first["status"] == "success" and first["response_time"] >= 0 and first["timestamp"].endswith("Z")
     assert second["status"] == "error" and second["error_code"] == "VALIDATION_ERROR"
     assert token not in json.dumps(lines) and second["message"]["data"]["token"] == "[REDACTED]"

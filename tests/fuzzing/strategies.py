@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from socketio import packet as sio_wire
 
-from app.codecs import DecodeError, Inbound, cidadao, load_json, omni, sio_packet
+from app.transport.codecs import DecodeError, Inbound, cidadao, load_json, omni, sio_packet
 from engines.agents.intent import intent
 from schemas import cidadao as cidadao_schemas
 from schemas import omni as omni_schemas

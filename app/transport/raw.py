@@ -15,14 +15,15 @@ from typing import Any, Callable, Iterable
 
 from aiohttp import WSMsgType, web
 
-from . import origins
-from .auth import SUBPROTOCOL_MARKERS
+from .. import origins
+from ..auth import SUBPROTOCOL_MARKERS
 from .codecs import Codec, DecodeError
-from .audit import AUDIT
-from .errors import CLOSE_INTERNAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
-from .guards import ABUSE, ADMIT, ConnectionGuard
-from .settings import Settings
-from .sio import CLOSE_WAIT, PonteServer, rate_error
+from ..audit import AUDIT
+from ..errors import CLOSE_INTERNAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
+from ..guards import ABUSE, ADMIT, ConnectionGuard
+from ..settings import Settings
+from .eio import CLOSE_WAIT
+from .server import PonteServer, rate_error
 from .writer import SocketWriter
 
 log = logging.getLogger("ponte.bridge")
@@ -60,7 +61,7 @@ class RawPeer(SocketWriter):
         self._closing = True
         super().abort()
 
-    def close_soon(self, code: int, reason: str) -> None:
+    def close_soon(self, code: int = 1000, reason: str = "") -> None:
         if self._closing:
             return
         self._closing = True
@@ -155,10 +156,9 @@ class RawBridge:
         """Send the connect refusal as an error envelope, then close with its code."""
         refusal = peer.refusal or {"message": "Connection refused"}
         info: dict[str, Any] = refusal["data"] if isinstance(refusal.get("data"), dict) else {}
-        handler = self.server.namespace_handlers[endpoint.namespace]
         error = PonteError(info.get("code", "AUTHENTICATION_ERROR"), refusal.get("message", ""),
                            info.get("details"), close=info.get("close", CLOSE_POLICY))
-        event, payload = handler.render_error(error)
+        event, payload = endpoint.codec.error(error)
         await peer.ws.send_str(endpoint.codec.encode(event, payload, peer.form))
         await peer.ws.close(code=error.close or CLOSE_POLICY, message=error.message.encode()[:120])
 

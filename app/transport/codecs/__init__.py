@@ -41,13 +41,17 @@ class BadText(DecodeError):
 
 
 class Codec(Protocol):
-    """What the raw bridge needs from a protocol."""
+    """One documented protocol: its envelope both ways and its error message. A Socket.IO namespace
+    speaks the protocol of its raw endpoint too (events, payloads and errors; Socket.IO frames them)."""
 
     default_form: str
+    event_field: str  # the envelope key that names a message's event, for errors about it
 
     def decode(self, text: str) -> Inbound: ...
 
     def encode(self, event: str, data: Any, form: str) -> str: ...
+
+    def error(self, error: Any, request_id: str | None = None) -> tuple[str, dict[str, Any]]: ...
 
 
 def now_iso() -> str:

@@ -27,7 +27,7 @@ class SocketWriter:
         self.ws = ws
         self._transport = transport
         self._limit = limit
-        self._backlog: deque[str] | None = None  # created on first congestion: idle sockets stay small
+        self._backlog: deque[str | bytes] | None = None  # created on first congestion: idle sockets stay small
         self._drainer: asyncio.Task[None] | None = None
         self.closed = False
         self._on_overflow = on_overflow
@@ -43,6 +43,12 @@ class SocketWriter:
             except Exception as exc:  # noqa: BLE001 - one failed socket must not stop a fan-out to the others
                 self.failed(exc)
             return
+        self.send_nowait(text)
+
+    def send_nowait(self, frame: str | bytes) -> None:
+        """Queue one frame (text, or binary for bytes) behind what is waiting; written by a task."""
+        if self.closed:
+            return
         if self._backlog is None:
             self._backlog = deque()
         if len(self._backlog) >= self._limit:
@@ -51,7 +57,7 @@ class SocketWriter:
             self._backlog.clear()
             self.overflow()
             return
-        self._backlog.append(text)
+        self._backlog.append(frame)
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -75,6 +81,12 @@ class SocketWriter:
         if not self.ws.closed:
             asyncio.get_running_loop().create_task(self.ws.close(code=1011, message=b"send failed"))
 
+    def close_soon(self, code: int = 1000, reason: str = "") -> None:
+        """Stop writing and close the WebSocket with a close code, without waiting for it."""
+        self.closed = True
+        if not self.ws.closed:
+            asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()[:120]))
+
     def abort(self) -> None:
         """Stop writing and drop the connection without a close handshake."""
         self.closed = True
@@ -95,7 +107,11 @@ class SocketWriter:
         backlog = self._backlog
         try:
             while backlog and not self.closed:
-                await self.ws.send_str(backlog.popleft())
+                frame = backlog.popleft()
+                if isinstance(frame, str):
+                    await self.ws.send_str(frame)
+                else:
+                    await self.ws.send_bytes(frame)
         except Exception as exc:  # noqa: BLE001 - reported, and the connection closed
             self.failed(exc)
         finally:

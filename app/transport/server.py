@@ -1,22 +1,27 @@
 """python-socketio, extended so raw-WebSocket clients are participants like any other.
 
-This is the one module that reaches into python-socketio and python-engineio internals; the version
-is pinned to a minor range in setup.cfg, tests/functional covers every path here, and
+The modules of app/transport are the only code that touches python-socketio and python-engineio
+(tests/app/test_layers.py checks it). The versions are pinned to a minor range in setup.cfg, and
 tests/app/test_internals_contract.py fails, naming the name, if an upgrade moves one of these:
-- AsyncServer: `_send_packet`, `_send_eio_packet`, `_handle_connect`, `_handle_disconnect`,
-  `_handle_event`, `_handle_eio_connect`, `_handle_eio_disconnect`, `_handle_eio_message`,
-  `_trigger_event`, and `environ`, `eio`, `manager_initialized`, `namespace_handlers`, `packet_class`,
-  `reason`, `reserved_events`;
-- AsyncManager: `basic_enter_room`, `basic_leave_room`, `basic_disconnect`, `get_participants`,
-  `sid_from_eio_sid`, `eio_sid_from_sid`, `is_connected`, `pending_connect`, `pending_disconnect`,
-  `callbacks`, `rooms`, `server`;
-- python-engineio: `AsyncServer._async["websocket" | "translate_request"]`, `sockets`, `disconnect`;
-  `AsyncSocket.queue`, `upgraded`, `closed`, `closing`, `close(wait, abort)`; the aiohttp driver's
-  `WebSocket(handler, server)` with `_sock`, `handler`, `wait()` and `__call__(environ)`.
+- socketio.AsyncServer, overridden: `_send_packet`, `_send_eio_packet`, `_handle_connect`,
+  `_handle_eio_connect`, `_handle_eio_disconnect`, `_handle_eio_message`, `_engineio_server_class`;
+  read or set: `environ`, `eio`, `manager_initialized`, `namespace_handlers`, `packet_class`, `reason`,
+  `reserved_events`, `async_handlers`;
+- socketio.AsyncManager (manager.py): `basic_enter_room`, `basic_leave_room`, `basic_disconnect`,
+  `get_participants`, `sid_from_eio_sid`, `eio_sid_from_sid`, `is_connected`, `pending_connect`,
+  `pending_disconnect`, `callbacks`, `rooms`, `server`;
+- engineio.AsyncServer (eio.py): `_async["websocket" | "translate_request"]`, `start_background_task`
+  (overridden to drop `AsyncSocket._send_ping`), `sockets`, `disconnect`, `async_handlers`,
+  `max_http_buffer_size`, `ping_timeout`, `reason`;
+- engineio.AsyncSocket (eio.py): `_upgrade_websocket` calls `_async["websocket"](handler, server)` with
+  the socket's `_websocket_handler` (whose `__self__` is the socket); `queue` (replaced by `DirectQueue`
+  once Ponte writes), `connected`, `upgrading`, `upgraded`, `closed`, `closing`, `last_ping`,
+  `close(wait, abort, reason)`.
 
 A raw client gets an Engine.IO-style id (`raw:...`) and joins namespaces and rooms through the
 same manager as a Socket.IO client, so every emit reaches both; only the last step, turning a
-packet into text on a socket, knows the transport.
+packet into text on a socket, knows the transport. Both transports read a connection's next message
+only once its handler has run (`dispatch`).
 """
 from __future__ import annotations
 
@@ -24,20 +29,19 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import socketio
-from aiohttp import WSMsgType, web
 from engineio import packet as eio_packet
-from engineio.async_drivers.aiohttp import WebSocket as EngineIOWebSocket
 from socketio import packet
 
-from . import logs
-from .audit import AUDIT
+from .. import logs
+from ..audit import AUDIT
+from ..errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
+from ..guards import ABUSE, ADMIT, ConnectionGuard
+from ..limits import UserLimits
 from .codecs import BadText, Codec, DecodeError, request_id_of, sio_packet
-from .errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
-from .guards import ABUSE, ADMIT, ConnectionGuard
-from .limits import UserLimits
+from .eio import CheckedBody, EngineIOServer, EngineIOWebSocket, ping_round
 from .writer import SocketWriter
 
 log = logging.getLogger("ponte.sio")
@@ -58,194 +62,6 @@ class RawPeer(Protocol):
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
-class FanoutManager(socketio.AsyncManager):
-    """A client manager that encodes an emit once per wire format and delivers without a task
-    per recipient, and that knows each client's rooms (python-socketio scans every room of the
-    namespace on each disconnect, which makes a mass disconnect quadratic)."""
-
-    def __init__(self, send_queue_limit: int = 1024) -> None:
-        super().__init__()
-        self.send_queue_limit = send_queue_limit
-        self._rooms_of: dict[str, list[Any]] = {}
-        # (namespace, event) → keep(sid, data): per-recipient filters, e.g. notification preferences
-        self.filters: dict[tuple[str, str], Callable[[str, Any], bool]] = {}
-        # name → handler(payload): control messages shared by every instance (see `share`)
-        self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
-        self.metrics: Any = None
-
-    async def share(self, name: str, payload: dict[str, Any]) -> None:
-        """Tell every instance (here: only this one) about a change, through `controls[name]`."""
-        await self.controls[name](payload)
-
-    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        rooms = self._rooms_of.setdefault(sid, [])  # a few rooms each: a list is smaller than a set
-        if room not in rooms:
-            rooms.append(room)
-
-    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        super().basic_leave_room(sid, namespace, room)
-        rooms = self._rooms_of.get(sid)
-        if rooms is not None and room in rooms:
-            rooms.remove(room)
-
-    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
-        return [room for room in self._rooms_of.get(sid, ()) if room is not None]
-
-    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        for room in list(self._rooms_of.pop(sid, ())):
-            super().basic_leave_room(sid, namespace, room)
-        self.callbacks.pop(sid, None)
-        for pending in (self.pending_connect, self.pending_disconnect):
-            waiting = pending.get(namespace)
-            if waiting and sid in waiting:
-                waiting.remove(sid)
-                if not waiting:
-                    del pending[namespace]
-
-    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
-                   skip_sid: Any = None, callback: Any = None, to: Any = None,
-                   **kwargs: Any) -> None:
-        if callback is not None:  # acks: the stock path
-            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                                      callback=callback, to=to, **kwargs)
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        await self.deliver(namespace, to or room, skip_sid, event, args)
-
-    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
-        """Hand one event to every local participant of a room, encoding it at most once per wire
-        format, and only for the formats its recipients use."""
-        if namespace not in self.rooms:
-            return
-        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        raw_data = args[0] if len(args) == 1 else args
-        texts: dict[str, str] = {}
-        frame: Any = None
-        server = self.server
-        peers = server.raw_peers
-        keep = self.filters.get((namespace, event))
-        delivered = 0
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip or (keep is not None and not keep(sid, raw_data)):
-                continue
-            delivered += 1
-            peer = peers.get(eio_sid)
-            if peer is not None:
-                text = texts.get(peer.form)
-                if text is None:
-                    text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
-                await peer.send(text)
-                continue
-            if frame is None:
-                frame = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
-                encoded = frame.encode()
-                if isinstance(encoded, str):  # binary attachments go Engine.IO's own way, below
-                    frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-                    texts[""] = frame.encode()
-            if "" in texts:
-                await server.to_engineio(eio_sid, texts[""], frame)
-            else:
-                await server._send_packet(eio_sid, frame)
-        if self.metrics is not None and delivered:
-            self.metrics.delivered(namespace, event, delivered)
-
-
-async def _drop_slow_consumer(sock: Any) -> None:
-    """Discard what a socket has queued, tell it to close, and stop its writer."""
-    if sock.closed or sock.closing:
-        return
-    while not sock.queue.empty():
-        sock.queue.get_nowait()
-        sock.queue.task_done()
-    await sock.close(wait=False, abort=False)
-    sock.queue.put_nowait(None)  # the writer task exits and closes the WebSocket
-
-
-EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
-CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)
-
-
-class DirectWebSocket(EngineIOWebSocket):
-    """python-engineio's aiohttp WebSocket adapter, lending its socket to Ponte: Socket.IO packets
-    are then written straight to the WebSocket (as raw peers' are) instead of through Engine.IO's
-    per-socket queue and writer task, which cost a task wake-up and a timeout per message. Every
-    frame it reads is checked first: not Engine.IO closes the connection, and frames other than
-    messages (which `PonteServer` admits itself) count against the connection's rate limit."""
-
-    def __init__(self, handler: Any, server: Any, gate: Any = None, send_limit: int = 1024) -> None:
-        super().__init__(handler, server)
-        self.send_limit = send_limit
-        self.gate: PonteServer = gate
-
-    async def __call__(self, environ: dict[str, Any]) -> Any:
-        request = environ["aiohttp.request"]
-        # One byte over the limit is refused, not the limit itself; pings are answered in `wait`.
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1, autoping=False,
-                                           timeout=CLOSE_WAIT)
-        await self._sock.prepare(request)
-        self.environ = environ
-        sock = self.handler.__self__  # the engineio AsyncSocket this handler belongs to
-        sock.ponte_writer = SocketWriter(self._sock, request.transport, self.send_limit,
-                                         lambda: self.server.start_background_task(_drop_slow_consumer, sock),
-                                         self.gate.send_failed)
-        sock.ponte_direct = False
-        await self.handler(self)
-        return self._sock
-
-    async def wait(self) -> Any:
-        sock = self.handler.__self__
-        while True:
-            if sock.closed:  # e.g. after the client's close packet: Engine.IO would go on reading
-                await self._sock.close()
-                raise OSError()
-            msg = await self._sock.receive()
-            if msg.type is WSMsgType.BINARY or (msg.type is WSMsgType.TEXT and msg.data[:1] == "4"):
-                return msg.data  # a message: admitted by PonteServer with its namespace's answer
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.PING, WSMsgType.PONG):
-                raise OSError()  # closed: Engine.IO's read loop ends
-            if msg.type is WSMsgType.TEXT and (not msg.data or msg.data[0] not in EIO_TYPES):
-                await self.gate.protocol_error(sock.sid, "not an Engine.IO packet")
-                raise OSError()
-            verdict = self.gate.admit_frame(sock.sid)
-            if verdict == ABUSE:
-                await self.gate.protocol_error(sock.sid, "over the rate limit", CLOSE_POLICY)
-                raise OSError()
-            if verdict == ADMIT:
-                if msg.type is WSMsgType.PING:
-                    await self._sock.pong(msg.data)
-                elif msg.type is WSMsgType.TEXT:
-                    return msg.data
-
-
-def engineio_payload(body: bytes) -> bool:
-    """True when a long-polling body is Engine.IO packets that python-engineio can parse."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    packets = text.split("\x1e") if text else []
-    return len(packets) <= 16 and all(p and (p[0] in EIO_TYPES or p[0] == "b") for p in packets)
-
-
-class CheckedBody:
-    """The body of an Engine.IO long-polling POST, checked before python-engineio parses it (which
-    raises, with a traceback, on anything unexpected): a body that is not Engine.IO becomes a close
-    packet, so the session ends as the protocol says, with one log line."""
-
-    def __init__(self, request: web.Request, gate: "PonteServer") -> None:
-        self.request, self.gate = request, gate
-
-    async def read(self, length: int = -1) -> bytes:
-        body = await self.request.content.read(length)
-        if engineio_payload(body):
-            return body
-        log.info("closing Socket.IO connection %s: parse error: not an Engine.IO payload",
-                 self.request.query.get("sid", "?")[:32])
-        if self.gate.metrics is not None:
-            self.gate.metrics.error("PROTOCOL_ERROR")
-        return b"1"
-
-
 class PonteServer(socketio.AsyncServer):
     """An AsyncServer whose rooms also hold raw-WebSocket peers."""
 
@@ -262,30 +78,98 @@ class PonteServer(socketio.AsyncServer):
         self._guard_factory = guard_factory
         self._max_sockets = max_sockets
         self._send_limit = self.manager.send_queue_limit
+        self.writers: dict[str, SocketWriter] = {}  # Engine.IO sockets on a WebSocket, written by Ponte
+        self.codecs: dict[str, Codec] = {}  # namespace → the protocol it speaks (its events and errors)
+        self.users: dict[str, str | None] = {}  # sid → the user of a connected client (None: anonymous)
+        # One concurrency model for every transport: a connection's events run one at a time, in order
+        # (see `dispatch`); python-socketio and python-engineio would start a task per message.
+        self.async_handlers = self.eio.async_handlers = False
         logs.quiet_client_errors(self.eio.logger)
         translate = self.eio._async["translate_request"]
         self.eio._async = {**self.eio._async, "websocket": functools.partial(
-            DirectWebSocket, gate=self, send_limit=self._send_limit),
+            EngineIOWebSocket, gate=self, send_limit=self._send_limit),
             "translate_request": lambda request: {**translate(request), "wsgi.input": CheckedBody(request, self)}}
 
+    def _engineio_server_class(self) -> type:
+        return EngineIOServer
+
     async def to_engineio(self, eio_sid: str, text: str, frame: eio_packet.Packet) -> None:
-        """Deliver an encoded Engine.IO message: straight to the WebSocket once the socket is
-        upgraded and its queue is flushed (the switch keeps order), else through Engine.IO's queue."""
+        """Deliver an encoded Engine.IO message: straight to its WebSocket, or through Engine.IO's
+        queue to a long-polling client."""
+        writer = self.writers.get(eio_sid)
+        if writer is not None:
+            return await writer.send(text)
         sock = self.eio.sockets.get(eio_sid)
         if sock is None or sock.closed or sock.closing:
             return
-        writer = getattr(sock, "ponte_writer", None)
-        if writer is not None and (sock.ponte_direct or (sock.upgraded and sock.queue.empty() and writer.has_room())):
-            sock.ponte_direct = True
-            await writer.send(text)
-        elif sock.queue.qsize() >= self._send_limit:
+        if sock.queue.qsize() >= self._send_limit:
             # A client that cannot keep up is dropped rather than buffered without bound.
             log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
-            self.start_background_task(_drop_slow_consumer, sock)
+            self.start_background_task(self.drop_slow_consumer, eio_sid)
         else:
             sock.queue.put_nowait(frame)
 
+    async def drop_slow_consumer(self, eio_sid: str) -> None:
+        """Discard what a socket has queued, tell it to close, and stop writing to it."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        writer = self.writers.get(eio_sid)
+        while not sock.queue.empty():
+            sock.queue.get_nowait()
+            sock.queue.task_done()
+        await sock.close(wait=False, abort=writer is not None)
+        if writer is not None:
+            writer.close_soon(CLOSE_POLICY, "send queue overflow: client too slow")
+        else:
+            sock.queue.put_nowait(None)  # ends the pending poll
+
     # -- raw peers enter, speak and leave the way Engine.IO sockets do -------------------------
+
+    # -- what services see: emit (python-socketio's), shared controls and errors -------------------
+
+    def register(self, handler: socketio.AsyncNamespace, codec: Codec) -> None:
+        """Serve a namespace, speaking `codec`'s protocol (its errors above all)."""
+        self.codecs[handler.namespace] = codec
+        self.register_namespace(handler)
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        """Run the control `name` with `payload` here and on every other instance (`on_share`)."""
+        await self.manager.share(name, payload)
+
+    def on_share(self, name: str, control: Any) -> None:
+        """Handle the control messages called `name` (an async function of the payload)."""
+        self.manager.controls[name] = control
+
+    def render_error(self, namespace: str, error: PonteError,
+                     request_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """An error as the namespace's protocol shows it: (event, payload)."""
+        return self.codecs[namespace].error(error, request_id)
+
+    async def send_error(self, sid: str, namespace: str, error: PonteError, request_id: str | None = None) -> None:
+        """Answer one client with an error, counted."""
+        if self.metrics is not None:
+            self.metrics.error(error.code)
+        event, payload = self.render_error(namespace, error, request_id)
+        await self.emit(event, payload, to=sid, namespace=namespace)
+
+    def unknown_event(self, namespace: str, event: str) -> PonteError:
+        """The answer to an event a namespace does not serve (or one a client may not send)."""
+        field = self.codecs[namespace].event_field
+        return PonteError(VALIDATION_ERROR, f"evento desconhecido: {event[:64]}", {"campo": field})
+
+    def observe(self, sid: str, namespace: str, event: str, payload: Any, seconds: float,
+                error: PonteError | None, audited: bool = True) -> None:
+        """Count one client message; audit it when it failed or `audited` says it is security-relevant."""
+        if self.metrics is not None:
+            self.metrics.handled_message(namespace, event, seconds, error is not None)
+        if error is not None or audited:
+            AUDIT.record(event, sid, self.users.get(sid), payload, seconds * 1000,
+                         "error" if error else "success", error.code if error else None)
+
+    async def ping_round(self) -> None:
+        """Engine.IO's heartbeat, for every Socket.IO client at once (every ping interval)."""
+        await ping_round(self)
 
     def start(self) -> None:
         """Initialise the client manager now rather than at the first connection, so that a
@@ -310,17 +194,23 @@ class PonteServer(socketio.AsyncServer):
         """Dispatch one decoded raw message to the namespace's handler."""
         sid = self.manager.sid_from_eio_sid(peer.eio_sid, namespace)
         if sid is not None and self.manager.is_connected(sid, namespace):
-            if event in self.reserved_events:
-                return await self._refuse_reserved(sid, namespace, event, data)
-            await self._trigger_event(event, namespace, sid, data)
+            await self.dispatch(sid, namespace, event, data)
+
+    async def dispatch(self, sid: str, namespace: str, event: str, data: Any) -> Any:
+        """Run a connected client's event in its namespace, whichever transport it came by: awaited
+        before the connection's next message is read (one handler at a time per connection, in the
+        order sent; handlers that run long spawn their work). The handler's result, for an ack."""
+        if event in self.reserved_events:
+            return await self._refuse_reserved(sid, namespace, event, data)
+        handler = self.namespace_handlers.get(namespace)
+        if handler is not None:
+            return await handler.trigger_event(event, sid, data)
 
     async def _refuse_reserved(self, sid: str, namespace: str, event: str, data: Any) -> None:
         """`connect` and `disconnect` are the server's own lifecycle calls: a client sending one as an
         event would run the namespace's connect or disconnect handler (uncounting its connection), so
         it gets the unknown-event answer instead."""
-        handler = self.namespace_handlers.get(namespace)
-        if handler is not None:
-            await handler.send_error(sid, handler.unknown_event(event), request_id_of(data))
+        await self.send_error(sid, namespace, self.unknown_event(namespace, event), request_id_of(data))
 
     async def disconnect_raw(self, peer: RawPeer, reason: str) -> None:
         """Forget a raw peer once its socket has closed."""
@@ -367,11 +257,9 @@ class PonteServer(socketio.AsyncServer):
     async def refuse(self, sid: str, namespace: str, error: PonteError, observed: str | None = None) -> None:
         """Answer a client with an error in its protocol's shape, closing if the error says so;
         `observed` names a message refused before any handler saw it, for metrics and audit."""
-        handler = self.namespace_handlers.get(namespace)
-        if handler is not None:
-            await handler.send_error(sid, error)
-            if observed is not None:
-                handler.observe(sid, observed, None, time.perf_counter(), error)
+        await self.send_error(sid, namespace, error)
+        if observed is not None:
+            self.observe(sid, namespace, observed, None, 0.0, error)
         if error.close:
             await self.kick(sid, namespace, error.close, error.message)
 
@@ -393,13 +281,10 @@ class PonteServer(socketio.AsyncServer):
         self.owed.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
         sock = self.eio.sockets.get(eio_sid)
-        if sock is None:
-            return
-        if getattr(sock, "ponte_writer", None) is None and not sock.upgraded:
+        if sock is not None and eio_sid not in self.writers and not sock.upgraded:
             # A polling client that closed: Engine.IO would hold its pending poll until the poll times out
             # (ping interval + ping timeout), and the client's disconnect waits for that poll.
             sock.queue.put_nowait(None)
-        sock.ponte_writer = None  # Engine.IO keeps the socket a while (its ping task): let the WebSocket go now
 
     def admitted(self, sid: str, namespace: str, user: str | None) -> None:
         """A client has connected a namespace: its socket is no longer unconnected, and from now on
@@ -407,6 +292,7 @@ class PonteServer(socketio.AsyncServer):
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
         if eio_sid is None:
             return
+        self.users[sid] = user
         self.unconnected.pop(eio_sid, None)
         peer = self.raw_peers.get(eio_sid)
         guard = peer.guard if peer is not None else self.guards.get(eio_sid)
@@ -449,11 +335,11 @@ class PonteServer(socketio.AsyncServer):
         sock = self.eio.sockets.get(eio_sid)
         if sock is None:
             return
-        writer = getattr(sock, "ponte_writer", None)
+        writer = self.writers.get(eio_sid)
         if writer is not None:
             writer.closed = True
             await writer.ws.close(code=code, message=reason.encode()[:120])
-        if writer is None or not sock.upgraded:  # polling, or a WebSocket closed before its upgrade completed
+        else:  # polling, or a WebSocket closed before its upgrade completed
             # Engine.IO's close packet goes out through the pending poll or the next one; waiting for that
             # poll here would deadlock a POST, or wait for a client that never polls again.
             await sock.close(wait=False, abort=False)
@@ -466,7 +352,7 @@ class PonteServer(socketio.AsyncServer):
         how many were open, and how many of those were long-polling."""
         sockets = list(self.eio.sockets.items())
         open_ = [sock for _, sock in sockets if not sock.closed]
-        polling = sum(1 for sock in open_ if getattr(sock, "ponte_writer", None) is None)
+        polling = sum(1 for sock in open_ if sock.sid not in self.writers)
         closing = [asyncio.create_task(self.close_socket(eio_sid, code, reason)) for eio_sid, _ in sockets]
         if closing:
             await asyncio.wait(closing, timeout=timeout)
@@ -478,16 +364,7 @@ class PonteServer(socketio.AsyncServer):
         if self.metrics is not None:
             self.metrics.error("SEND_FAILED")
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
-        if data[0] in self.reserved_events:
-            namespace = namespace or "/"
-            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-            if sid is not None and self.manager.is_connected(sid, namespace):
-                await self._refuse_reserved(sid, namespace, data[0], data[1] if len(data) > 1 else None)
-            return
-        await super()._handle_event(eio_sid, namespace, id, data)
-
-    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+    async def on_engineio_message(self, eio_sid: str, data: Any) -> None:
         """Every Socket.IO packet from a client: decoded once, strictly; counted; then dispatched."""
         if not isinstance(data, str):
             return await self._binary_frame(eio_sid)
@@ -508,7 +385,12 @@ class PonteServer(socketio.AsyncServer):
         if not connected:
             return await self.protocol_error(eio_sid, f"packet for {pkt.namespace}, which it has not connected")
         if pkt.type == sio_packet.EVENT:
-            return await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            result = await self.dispatch(sid, pkt.namespace, pkt.data[0], pkt.data[1] if len(pkt.data) > 1 else None)
+            if pkt.id is not None:  # the handler's result goes back as the ack's arguments
+                args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
+                await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=pkt.namespace,
+                                                                   id=pkt.id, data=args))
+            return None
         if pkt.type == sio_packet.DISCONNECT:
             return await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
         if pkt.type in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
@@ -516,6 +398,8 @@ class PonteServer(socketio.AsyncServer):
             return await self._refuse_packet(eio_sid, pkt.namespace, PonteError(
                 VALIDATION_ERROR, "binary messages are not supported: send JSON"), "(binary)")
         # ACK: Ponte never asks a client for one, so nothing waits for it.
+
+    _handle_eio_message = on_engineio_message  # long-polling bodies come this way, through python-engineio
 
     async def _binary_frame(self, eio_sid: str) -> None:
         """A binary frame is only an attachment of a binary packet announced before it."""

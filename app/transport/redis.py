@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 from socketio.redis_manager import parse_redis_sentinel_url
 
-from .sio import FanoutManager
-from .tasks import stop, stop_if_cancelled
+from .manager import FanoutManager
+from ..tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.redis")
 BATCH = 256

@@ -5,11 +5,16 @@ from typing import Any
 
 from schemas.cidadao import Envelope
 
+from ...errors import PonteError
+
 from . import Inbound, dumps, load_object, message_id, now_iso, validate
 
 FORM = "type"
 
 default_form = FORM
+event_field = "type"  # the envelope key that names a message's event
+CIDADAO_CODES = {"RATE_LIMIT_ERROR": "RATE_LIMIT", "SYSTEM_ERROR": "INTERNAL_ERROR",
+                 "TIMEOUT_ERROR": "TIMEOUT", "NETWORK_ERROR": "BACKEND_ERROR"}
 
 
 def decode(text: str) -> Inbound:
@@ -21,3 +26,11 @@ def decode(text: str) -> Inbound:
 def encode(event: str, data: Any, form: str = FORM) -> str:
     """Encode one server message; every one carries a UTC timestamp and a unique id."""
     return dumps({"type": event, "data": data, "timestamp": now_iso(), "id": message_id()})
+
+
+def error(err: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """`error` with code and message, as the Cidadão.AI document shows."""
+    data: dict[str, Any] = {"code": CIDADAO_CODES.get(err.code, err.code), "message": err.message}
+    if err.details:
+        data["details"] = err.details
+    return "error", data

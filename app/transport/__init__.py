@@ -1,0 +1,11 @@
+"""Both wire transports, and every contact with python-socketio and python-engineio.
+
+- `namespace.py`: what a handler sees (read its docstring first: the whole interface in one page);
+- `server.py`: `PonteServer`, python-socketio's server with raw-WebSocket peers as participants, and
+  what services see of it (`emit`, `share`/`on_share`, `render_error`);
+- `eio.py`: Engine.IO on a WebSocket, read and written by Ponte; long-polling stays python-engineio's;
+- `raw.py`: the documented raw-WebSocket endpoints;
+- `manager.py`: rooms and fan-out (an emit encoded once per wire format); `redis.py`: the same
+  across instances through Redis; `writer.py`: bounded writes to one WebSocket;
+- `codecs/`: each protocol's envelope and error message, strict JSON, and the Socket.IO packet grammar.
+"""

@@ -1,0 +1,100 @@
+"""The client manager behind every emit: rooms hold Socket.IO and raw-WebSocket clients alike."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+
+class FanoutManager(socketio.AsyncManager):
+    """A client manager that encodes an emit once per wire format and delivers without a task
+    per recipient, and that knows each client's rooms (python-socketio scans every room of the
+    namespace on each disconnect, which makes a mass disconnect quadratic)."""
+
+    def __init__(self, send_queue_limit: int = 1024) -> None:
+        super().__init__()
+        self.send_queue_limit = send_queue_limit
+        self._rooms_of: dict[str, list[Any]] = {}
+        # (namespace, event) → keep(sid, data): per-recipient filters, e.g. notification preferences
+        self.filters: dict[tuple[str, str], Callable[[str, Any], bool]] = {}
+        # name → handler(payload): control messages shared by every instance (see `share`)
+        self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self.metrics: Any = None
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        """Tell every instance (here: only this one) about a change, through `controls[name]`."""
+        await self.controls[name](payload)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        rooms = self._rooms_of.setdefault(sid, [])  # a few rooms each: a list is smaller than a set
+        if room not in rooms:
+            rooms.append(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get(sid)
+        if rooms is not None and room in rooms:
+            rooms.remove(room)
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        return [room for room in self._rooms_of.get(sid, ()) if room is not None]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        for room in list(self._rooms_of.pop(sid, ())):
+            super().basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None,
+                   **kwargs: Any) -> None:
+        if callback is not None:  # acks: the stock path
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, to=to, **kwargs)
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        await self.deliver(namespace, to or room, skip_sid, event, args)
+
+    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
+        """Hand one event to every local participant of a room, encoding it at most once per wire
+        format, and only for the formats its recipients use."""
+        if namespace not in self.rooms:
+            return
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        raw_data = args[0] if len(args) == 1 else args
+        texts: dict[str, str] = {}
+        frame: Any = None
+        server = self.server
+        peers = server.raw_peers
+        keep = self.filters.get((namespace, event))
+        delivered = 0
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip or (keep is not None and not keep(sid, raw_data)):
+                continue
+            delivered += 1
+            peer = peers.get(eio_sid)
+            if peer is not None:
+                text = texts.get(peer.form)
+                if text is None:
+                    text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
+                await peer.send(text)
+                continue
+            if frame is None:
+                frame = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+                encoded = frame.encode()
+                if isinstance(encoded, str):  # binary attachments go Engine.IO's own way, below
+                    frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+                    texts[""] = frame.encode()
+            if "" in texts:
+                await server.to_engineio(eio_sid, texts[""], frame)
+            else:
+                await server._send_packet(eio_sid, frame)
+        if self.metrics is not None and delivered:
+            self.metrics.delivered(namespace, event, delivered)

@@ -1,0 +1,68 @@
+"""The base of every handler: what a handler sees of the transport layer.
+
+A namespace serves one protocol to raw-WebSocket and Socket.IO clients alike; `sid` names one
+client's connection to it, whichever transport it came by. Everything a handler needs:
+
+- `await self.emit(event, data, to=sid)` or `room=room`: one event to a connection or a room, on
+  every instance (rooms hold clients of both transports);
+- `await self.enter_room(sid, room)`, `await self.leave_room(sid, room)`, `self.rooms(sid)`,
+  `self.participants(room)` (this instance's connections in a room);
+- `await self.send_error(sid, error, request_id)`: a `PonteError` as the namespace's protocol shows it;
+- `await self.close(sid, code, reason)`: end a connection (raw: that WebSocket close code);
+- `await self.share(name, payload)` / `self.on_share(name, control)`: run a control on every instance;
+- `self.add_filter(event, keep)`: `keep(sid, data)` decides, per recipient, who gets an event;
+- `self.spawn(coro)`: work that outlives the message (a handler runs before the connection's next
+  message is read, so anything long is spawned).
+
+Handlers are called one at a time per connection, in the order its messages arrived, on both
+transports; Ponte's handler base (handlers/base.py) adds authentication, validation and scopes.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import socketio
+from socketio.exceptions import ConnectionRefusedError as Refused
+
+from ..errors import PonteError
+
+__all__ = ["Namespace", "Refused"]  # raise Refused(message, data) in on_connect to refuse a connection
+
+
+class Namespace(socketio.AsyncNamespace):
+    """One protocol's namespace (see the module's docstring for the whole interface)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def participants(self, room: str) -> list[str]:
+        """The sids of this instance's connections in `room`."""
+        return [sid for sid, _ in self.server.manager.get_participants(self.namespace, room)]
+
+    async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
+        await self.server.send_error(sid, self.namespace, error, request_id)
+
+    def render_error(self, error: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """An error as this namespace's protocol shows it: (event, payload)."""
+        return self.server.render_error(self.namespace, error, request_id)  # type: ignore[no-any-return]
+
+    async def close(self, sid: str, code: int, reason: str) -> None:
+        await self.server.kick(sid, self.namespace, code, reason)
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        await self.server.share(name, payload)
+
+    def on_share(self, name: str, control: Callable[[dict[str, Any]], Any]) -> None:
+        self.server.on_share(name, control)
+
+    def add_filter(self, event: str, keep: Callable[[str, Any], bool]) -> None:
+        self.server.manager.filters[(self.namespace, event)] = keep
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends (a shutdown waits
+        for these, within its drain time)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
