@@ -1,11 +1,15 @@
 """What operators see: Prometheus metrics for one app, and the running totals monitoring reads."""
 from __future__ import annotations
 
+import bisect
 import time
-from typing import Any, Iterable
+from typing import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
+LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
 OTHER = "other"  # the label for event names outside the documents, so labels stay bounded
 RECONNECT_WINDOW = 60.0  # a connection within this many seconds of the same user's disconnect
 RECENT_LIMIT = 10000
@@ -21,11 +25,6 @@ class Metrics:
         self.connects = Counter("ponte_connects", "Accepted connections", ["namespace", "transport"], registry=r)
         self.reconnects = Counter("ponte_reconnects", "Connections of a user who disconnected in the last minute",
                                   ["namespace"], registry=r)
-        self.messages_in = Counter("ponte_messages_in", "Client messages handled", ["namespace", "event"], registry=r)
-        self.messages_out = Counter("ponte_messages_out", "Messages delivered to clients", ["namespace", "event"],
-                                    registry=r)
-        self.latency = Histogram("ponte_handling_seconds", "Time to handle one client message", ["namespace"],
-                                 registry=r, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
         self.errors = Counter("ponte_errors", "Errors answered to clients", ["code"], registry=r)
         self.rate_limited = Counter("ponte_rate_limited", "Messages refused by the rate limit", registry=r)
         self.publish_failures = Counter("ponte_publish_failures", "Messages that could not be published to Redis",
@@ -35,30 +34,31 @@ class Metrics:
         self.handled_seconds = 0.0
         self.failed = 0
         self._recent: dict[str, float] = {}  # user → when their last connection closed
-        # label children by (namespace, event label)
-        self._in: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._out: dict[tuple[str, str], Any] = {}
+        # Client messages are counted in plain ints (no lock, no label lookup per message) and read by
+        # the registry at scrape time: (namespace, event label) → count; namespace → bucket counts, sum.
+        self._in: dict[tuple[str, str], int] = {}
+        self._latency: dict[str, tuple[list[int], list[float]]] = {}
+        self._out: dict[tuple[str, str], int] = {}
+        r.register(_MessageCollector(self))
 
     def event(self, name: str) -> str:
         return name if name in self.known_events else OTHER
 
     def handled_message(self, namespace: str, event: str, seconds: float, failed: bool) -> None:
-        key = (namespace, self.event(event))  # labels, not raw names: the cache stays bounded
-        children = self._in.get(key)
-        if children is None:  # prometheus_client's labels() is slow for a per-message path
-            children = self._in[key] = (self.messages_in.labels(*key), self.latency.labels(namespace))
-        children[0].inc()
-        children[1].observe(seconds)
+        key = (namespace, event if event in self.known_events else OTHER)  # labels stay bounded
+        self._in[key] = self._in.get(key, 0) + 1
+        latency = self._latency.get(namespace)
+        if latency is None:
+            latency = self._latency[namespace] = ([0] * (len(LATENCY_BUCKETS) + 1), [0.0])
+        latency[0][bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency[1][0] += seconds
         self.handled += 1
         self.handled_seconds += seconds
         self.failed += failed
 
     def delivered(self, namespace: str, event: str, count: int) -> None:
-        key = (namespace, self.event(event))
-        child = self._out.get(key)
-        if child is None:
-            child = self._out[key] = self.messages_out.labels(*key)
-        child.inc(count)
+        key = (namespace, event if event in self.known_events else OTHER)
+        self._out[key] = self._out.get(key, 0) + count
 
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()
@@ -81,3 +81,30 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _MessageCollector:
+    """`ponte_messages_in_total`, `ponte_messages_out_total` and `ponte_handling_seconds`, from Metrics'
+    plain counters."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        counts = CounterMetricFamily("ponte_messages_in", "Client messages handled", labels=["namespace", "event"])
+        for (namespace, event), count in list(self.metrics._in.items()):
+            counts.add_metric([namespace, event], count)
+        yield counts
+        out = CounterMetricFamily("ponte_messages_out", "Messages delivered to clients", labels=["namespace", "event"])
+        for (namespace, event), count in list(self.metrics._out.items()):
+            out.add_metric([namespace, event], count)
+        yield out
+        latency = HistogramMetricFamily("ponte_handling_seconds", "Time to handle one client message",
+                                        labels=["namespace"])
+        for namespace, (buckets, total) in list(self.metrics._latency.items()):
+            running, cumulative = 0, []
+            for bound, count in zip([*map(floatToGoString, LATENCY_BUCKETS), "+Inf"], buckets):
+                running += count
+                cumulative.append((bound, running))
+            latency.add_metric([namespace], cumulative, total[0])
+        yield latency

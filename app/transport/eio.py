@@ -99,6 +99,10 @@ class EngineIOWebSocket:
             return ws
         self._take_over(writer)
         gate.writers[sock.sid] = writer
+        # Of the WSGI-style environ (every header again, as HTTP_* keys), a namespace's handshake reads
+        # only the request; python-socketio keeps this dict for the connection's lifetime.
+        environ.clear()
+        environ["aiohttp.request"] = request
         try:
             reason = await self._read(ws)
         finally:

@@ -1,10 +1,10 @@
 """The client manager behind every emit: rooms hold Socket.IO and raw-WebSocket clients alike."""
 from __future__ import annotations
 
+import json
 from typing import Any, Awaitable, Callable
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 
 
@@ -60,7 +60,29 @@ class FanoutManager(socketio.AsyncManager):
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        await self.deliver(namespace, to or room, skip_sid, event, args)
+        room = to or room
+        if skip_sid is None and isinstance(room, str):  # a reply to one connection: no room to walk
+            eio_sid = self.eio_sid_from_sid(room, namespace)
+            if eio_sid is not None:
+                return await self.deliver_one(namespace, room, eio_sid, event, args)
+        await self.deliver(namespace, room, skip_sid, event, args)
+
+    async def deliver_one(self, namespace: str, sid: str, eio_sid: str, event: str, args: list[Any]) -> None:
+        """`deliver` for a room that is one connection (its sid): the same filters and encodings."""
+        raw_data = args[0] if len(args) == 1 else args
+        keep = self.filters.get((namespace, event))
+        if keep is not None and not keep(sid, raw_data):
+            return
+        peer = self.server.raw_peers.get(eio_sid)
+        if peer is not None:
+            await peer.send(peer.codec.encode(event, raw_data, peer.form))
+        elif (text := socketio_event(namespace, event, args)) is not None:
+            await self.server.to_engineio(eio_sid, text)
+        else:
+            await self.server._send_packet(eio_sid, self.server.packet_class(
+                packet.EVENT, namespace=namespace, data=[event, *args]))
+        if self.metrics is not None:
+            self.metrics.delivered(namespace, event, 1)
 
     async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
         """Hand one event to every local participant of a room, encoding it at most once per wire
@@ -70,6 +92,7 @@ class FanoutManager(socketio.AsyncManager):
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         raw_data = args[0] if len(args) == 1 else args
         texts: dict[str, str] = {}
+        sio_text: str | None = None
         frame: Any = None
         server = self.server
         peers = server.raw_peers
@@ -86,15 +109,26 @@ class FanoutManager(socketio.AsyncManager):
                     text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
                 await peer.send(text)
                 continue
-            if frame is None:
-                frame = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
-                encoded = frame.encode()
-                if isinstance(encoded, str):  # binary attachments go Engine.IO's own way, below
-                    frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-                    texts[""] = frame.encode()
-            if "" in texts:
-                await server.to_engineio(eio_sid, texts[""], frame)
+            if sio_text is None and frame is None:
+                sio_text = socketio_event(namespace, event, args)
+                if sio_text is None:  # bytes somewhere in the data: python-socketio's binary packets
+                    frame = server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+            if sio_text is not None:
+                await server.to_engineio(eio_sid, sio_text)
             else:
                 await server._send_packet(eio_sid, frame)
         if self.metrics is not None and delivered:
             self.metrics.delivered(namespace, event, delivered)
+
+
+_ascii_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def socketio_event(namespace: str, event: str, args: list[Any]) -> str | None:
+    """An EVENT packet as Engine.IO message text (`42/ns,["event",...]`), or None when the data holds
+    bytes (those travel as binary attachments, python-socketio's way)."""
+    try:
+        data = _ascii_json([event, *args])  # as python-socketio writes it: ASCII, escapes for the rest
+    except TypeError:
+        return None
+    return f"42{data}" if namespace == "/" else f"42{namespace},{data}"

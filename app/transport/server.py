@@ -93,9 +93,9 @@ class PonteServer(socketio.AsyncServer):
     def _engineio_server_class(self) -> type:
         return EngineIOServer
 
-    async def to_engineio(self, eio_sid: str, text: str, frame: eio_packet.Packet) -> None:
-        """Deliver an encoded Engine.IO message: straight to its WebSocket, or through Engine.IO's
-        queue to a long-polling client."""
+    async def to_engineio(self, eio_sid: str, text: str) -> None:
+        """Deliver an Engine.IO message's text: straight to its WebSocket, or through Engine.IO's queue
+        to a long-polling client."""
         writer = self.writers.get(eio_sid)
         if writer is not None:
             return await writer.send(text)
@@ -107,7 +107,7 @@ class PonteServer(socketio.AsyncServer):
             log.warning("send queue full for %s: disconnecting a slow consumer", eio_sid)
             self.start_background_task(self.drop_slow_consumer, eio_sid)
         else:
-            sock.queue.put_nowait(frame)
+            sock.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, text[1:]))
 
     async def drop_slow_consumer(self, eio_sid: str) -> None:
         """Discard what a socket has queued, tell it to close, and stop writing to it."""
@@ -225,8 +225,7 @@ class PonteServer(socketio.AsyncServer):
             encoded = pkt.encode()
             if isinstance(encoded, list):  # binary attachments: Engine.IO's own path
                 return await super()._send_packet(eio_sid, pkt)
-            frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-            return await self.to_engineio(eio_sid, frame.encode(), frame)
+            return await self.to_engineio(eio_sid, "4" + encoded)
         if pkt.packet_type == packet.EVENT:
             event, *args = pkt.data
             await peer.send(peer.codec.encode(event, args[0] if len(args) == 1 else args, peer.form))
@@ -239,7 +238,7 @@ class PonteServer(socketio.AsyncServer):
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         if eio_sid not in self.raw_peers:
             if eio_pkt.packet_type == eio_packet.MESSAGE and isinstance(eio_pkt.data, str):
-                return await self.to_engineio(eio_sid, eio_pkt.encode(), eio_pkt)
+                return await self.to_engineio(eio_sid, eio_pkt.encode())
             return await super()._send_eio_packet(eio_sid, eio_pkt)
         await self._send_packet(eio_sid, self.packet_class(encoded_packet=eio_pkt.data))
 

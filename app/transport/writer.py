@@ -116,3 +116,5 @@ class SocketWriter:
             self.failed(exc)
         finally:
             self._drainer = None
+            if not backlog:
+                self._backlog = None  # an idle socket keeps no deque
