@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from typing import Any, AsyncIterator
@@ -141,6 +142,10 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
                                       settings.agent_backend_url, http)
     language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
     sio.start()
+    # Everything loaded so far (modules, models, schemas) lives as long as the process: out of the
+    # cyclic collector's sight, a full collection walks only what connections and work allocate.
+    gc.collect()
+    gc.freeze()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),

@@ -105,7 +105,7 @@ def rss_kb(pid: int) -> int:
 
 def http_call(url: str, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -545,12 +545,21 @@ def measure_fanout(fleet: Fleet, server_pid: int, repeats: int = 5, pause: float
     all_ms = median([r["all_ms"] for r in runs])
     stat_total = sum(r["server_cpu_s_stat"] for r in runs)
     cpu_total = sum(r["server_cpu_s"] for r in runs)
+    user_stat, sys_stat = sum(r["server_user_s_stat"] for r in runs), sum(r["server_sys_s_stat"] for r in runs)
+    cpu_us = median([r["server_cpu_s"] / n * 1e6 for r in runs])
+    # The user/system split of that CPU time: utime and stime from /proc/<pid>/stat, read around the same
+    # windows as the CPU clock. The kernel charges each scheduler tick to one or the other and reports them
+    # in 10 ms steps, so the clock's figure is split by their shares summed over the repeats, and the
+    # split is not given (NaN) when those sums come to fewer than 5 steps.
+    split = round(stat_total * CLK_TCK) >= 5
     return {"clients": n, "repeats": repeats, "runs": runs,
             "all_ms": all_ms,
             "deliveries_per_s": n / (all_ms / 1000) if all_ms and not math.isnan(all_ms) else math.nan,
-            "cpu_us_per_delivery": median([r["server_cpu_s"] / n * 1e6 for r in runs]),
+            "cpu_us_per_delivery": cpu_us,
+            "user_us_per_delivery": cpu_us * user_stat / stat_total if split else math.nan,
+            "sys_us_per_delivery": cpu_us * sys_stat / stat_total if split else math.nan,
             "cpu_us_per_delivery_stat": stat_total / (n * repeats) * 1e6,
-            "sys_share_stat": sum(r["server_sys_s_stat"] for r in runs) / stat_total if stat_total else math.nan,
+            "sys_share_stat": sys_stat / stat_total if stat_total else math.nan,
             "gc_ms": median([r["server_gc_s"] * 1000 for r in runs]),
             "gc_share": (sum(r["server_gc_s"] for r in runs) / cpu_total) if cpu_total > 0 else math.nan,
             "client_cpu_s": median([r["client_cpu_s"] for r in runs]),

@@ -1,14 +1,16 @@
 """Run the whole benchmark on loopback: Ponte (raw /ws and Socket.IO /omni) and three baselines.
 
-    python bench/run.py                  # the full run (about 10 minutes), writes bench/results.json
-    python bench/run.py --quick          # a small run to check that everything works (about 2 minutes)
+    python bench/run.py                  # the full run, writes bench/results.json
+    python bench/run.py --quick          # a small run to check that everything works
     python bench/run.py --only ponte-raw,aiohttp --merge   # some servers; others taken from results.json
 
 Each server runs in its own process; the load clients run in other processes (bench/load.py). For each
 server, in this order: a fresh server process, warmed up; 5,000 idle clients connected (memory per
 connection); fan-out to those 5,000; all 5,000 killed at once (CPU until /bench/count reads 0). Then a
-fresh process: the same fan-out and kill with 1,000; then 100 clients pinging. All of that once per
-pass, servers interleaved; figures are medians. See bench/README.md for what each one means.
+fresh process: the same fan-out and kill with 1,000; then 100 clients pinging. Then a third fresh
+process: 10,000 clients connected, then all killed at once. All of that once per pass, servers
+interleaved; figures are medians. At the end: the tables, a comparison of every figure with the
+previous results file, and issue 11's targets. See bench/README.md for what each one means.
 """
 from __future__ import annotations
 
@@ -280,7 +282,7 @@ def bench_server(name: str, cfg: dict[str, Any], logdir: Path) -> dict[str, Any]
     with the remains of an earlier phase in its heap (Engine.IO keeps a closed socket until its
     next ping was due, and Python's GC walks whatever is left)."""
     kind = SERVERS[name]["kind"]
-    big, small, repeats, procs = cfg["big"], cfg["small"], cfg["repeats"], cfg["procs"]
+    big, small, huge, repeats, procs = cfg["big"], cfg["small"], cfg["huge"], cfg["repeats"], cfg["procs"]
     result: dict[str, Any] = {"label": SERVERS[name]["label"], "kind": kind}
     fleets: list[Fleet] = []
     timeout = cfg["disconnect_timeout"]
@@ -328,6 +330,17 @@ def bench_server(name: str, cfg: dict[str, Any], logdir: Path) -> dict[str, Any]
         step(f"ping: {cfg['ping_clients']} clients x {cfg['ping_count']} sequential pings, {cfg['ping_rounds']} rounds")
         result["ping"] = load.measure_ping(kind, server.url, cfg["ping_clients"], cfg["ping_count"],
                                            cfg["ping_rounds"], procs)
+        server.stop()
+
+        step(f"fresh server; mass disconnect of {huge:,}: connecting")
+        server = start()
+        crowd = fleet(server, huge).wait_ready(timeout=300)
+        ok, seen, _ = load.wait_count(server.url, lambda n: n >= huge, 60)
+        if not ok:
+            raise RuntimeError(f"server counts {seen} connections, expected {huge}")
+        time.sleep(1.0)
+        step(f"mass disconnect of {huge:,}")
+        result[f"disconnect_{huge}"] = load.measure_disconnect(crowd, server.url, server.pid, timeout)
     finally:
         for f in fleets:
             f.stop()
@@ -364,8 +377,9 @@ def get(result: dict[str, Any] | None, path: str) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
-def rows(big: int, small: int) -> list[tuple[str, str, str, str]]:
+def rows(cfg: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(label, path in a server's result, format, better): better is 'low' or 'high'."""
+    big, small, huge = cfg["big"], cfg["small"], cfg["huge"]
     out = [("ping p50 (ms)", "ping.p50_ms", "{:.2f}", "low"),
            ("ping p99 (ms)", "ping.p99_ms", "{:.2f}", "low"),
            ("ping round trips/s", "ping.rt_per_s", "{:,.0f}", "high")]
@@ -373,21 +387,46 @@ def rows(big: int, small: int) -> list[tuple[str, str, str, str]]:
         out += [(f"fan-out {n:,}: all received (ms)", f"fanout_{n}.all_ms", "{:.1f}", "low"),
                 (f"fan-out {n:,}: deliveries/s", f"fanout_{n}.deliveries_per_s", "{:,.0f}", "high"),
                 (f"fan-out {n:,}: server CPU µs/delivery", f"fanout_{n}.cpu_us_per_delivery", "{:.1f}", "low"),
+                (f"fan-out {n:,}: of which user µs/delivery", f"fanout_{n}.user_us_per_delivery", "{:.1f}", "low"),
+                (f"fan-out {n:,}: of which system µs/delivery", f"fanout_{n}.sys_us_per_delivery", "{:.1f}", "low"),
                 (f"fan-out {n:,}: of the CPU, in Python's GC", f"fanout_{n}.gc_share", "{:.0%}", "low")]
     out += [(f"idle memory KB/connection @{big:,}", "memory.kb_per_connection", "{:.1f}", "low"),
             (f"mass disconnect {small:,}: server CPU s", f"disconnect_{small}.cpu_s", "{:.3f}", "low"),
             (f"mass disconnect {big:,}: server CPU s", f"disconnect_{big}.cpu_s", "{:.3f}", "low"),
             (f"mass disconnect {big:,}: of which Python's GC s", f"disconnect_{big}.gc_s", "{:.3f}", "low"),
             (f"mass disconnect {big:,}: wall s to 0", f"disconnect_{big}.wall_s", "{:.2f}", "low"),
-            (f"disconnect cost growth {small:,}→{big:,} (×)", "derived.disconnect_growth", "{:.1f}", "low")]
+            (f"mass disconnect {huge:,}: server CPU s", f"disconnect_{huge}.cpu_s", "{:.3f}", "low"),
+            (f"mass disconnect {huge:,}: of which Python's GC s", f"disconnect_{huge}.gc_s", "{:.3f}", "low"),
+            (f"disconnect cost growth {small:,}→{big:,} (×)", "derived.disconnect_growth", "{:.1f}", "low"),
+            (f"disconnect growth exponent, fit {small:,}/{big:,}/{huge:,}", "derived.disconnect_exponent_fit",
+             "{:.2f}", "low")]
     return out
 
 
-def derive(result: dict[str, Any], big: int, small: int) -> None:
+def derive(result: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Growth of the mass-disconnect cost: small→big as a ratio and its exponent, and the exponent
+    fitted over all the sizes (least squares of log CPU on log clients; 1 = linear, 2 = quadratic)."""
+    big, small = cfg["big"], cfg["small"]
     a, b = get(result, f"disconnect_{small}.cpu_s"), get(result, f"disconnect_{big}.cpu_s")
     growth = b / a if a > 0 else math.nan
+    sizes = [n for n in (small, big, cfg["huge"]) if get(result, f"disconnect_{n}.cpu_s") > 0]
+    xs = [math.log(n) for n in sizes]
+    ys = [math.log(get(result, f"disconnect_{n}.cpu_s")) for n in sizes]
+    fit = statistics.linear_regression(xs, ys).slope if len(sizes) >= 2 else math.nan
     result["derived"] = {"disconnect_growth": growth,
-                         "disconnect_exponent": math.log(growth) / math.log(big / small) if growth > 0 else math.nan}
+                         "disconnect_exponent": math.log(growth) / math.log(big / small) if growth > 0 else math.nan,
+                         "disconnect_exponent_fit": fit, "disconnect_fit_sizes": sizes}
+
+
+def read_previous(path: Path) -> dict[str, Any] | None:
+    """The results file of an earlier run, or None (missing or unreadable)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        print(f"bench: WARNING: cannot read the previous results {path}: {exc}")
+        return None
 
 
 def finite(obj: Any) -> Any:
@@ -405,13 +444,13 @@ def fmt(value: float, pattern: str) -> str:
     return "—" if math.isnan(value) else pattern.format(value)
 
 
-def table(results: dict[str, Any], big: int, small: int) -> str:
+def table(results: dict[str, Any], cfg: dict[str, Any]) -> str:
     lines = []
     for title, ponte, baselines in GROUPS:
         names = [ponte] + baselines
         header = ["", *[SERVERS[n]["label"] for n in names], *[f"Ponte ÷ {SERVERS[b]['label']}" for b in baselines]]
         body = []
-        for label, path, pattern, better in rows(big, small):
+        for label, path, pattern, better in rows(cfg):
             values = [get(results.get(n), path) for n in names]
             ratios = [values[0] / v if v and not math.isnan(v) and "gc" not in path else math.nan
                       for v in values[1:]]
@@ -423,61 +462,124 @@ def table(results: dict[str, Any], big: int, small: int) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(header: list[str], body: list[list[str]]) -> str:
+def markdown_table(header: list[str], body: list[list[str]], left: int = 1) -> str:
+    """The first `left` columns aligned left, the others right."""
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+        return "| " + " | ".join(str(c).ljust(w) if i < left else str(c).rjust(w)
                                  for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    sep = "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |"
+    sep = "| " + " | ".join("-" * w if i < left else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |"
     return "\n".join([line(header), sep, *[line(r) for r in body]])
 
 
-def targets(results: dict[str, Any], big: int, small: int, memory_limit_kb: float = 16.0) -> list[dict[str, Any]]:
+def spread(result: dict[str, Any], path: str) -> float:
+    """max − min of a figure over this run's passes: its noise. NaN with one pass (noise unknown)."""
+    values = [v for v in (get(p, path) for p in result.get("passes", [])) if not math.isnan(v)]
+    return max(values) - min(values) if len(values) >= 2 else math.nan
+
+
+def percent(part: float, whole: float) -> float:
+    """part as a % of whole: 0 when part is 0, NaN when whole is 0 or unknown."""
+    if part == 0:
+        return 0.0
+    return part / abs(whole) * 100 if whole else math.nan
+
+
+def compare(results: dict[str, Any], previous: dict[str, Any] | None, measured: list[str],
+            cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every figure of every server measured in this run against the previous results. `worse` is True
+    when the figure went the wrong way by more than its spread between this run's passes, None when it
+    went the wrong way but the noise is unknown (one pass), False otherwise."""
+    before = (previous or {}).get("servers", {})
     out = []
+    for name in measured:
+        for label, path, _, better in rows(cfg):
+            new, old = get(results[name], path), get(before.get(name), path)
+            if math.isnan(new) and math.isnan(old):
+                continue
+            change, noise = new - old, spread(results[name], path)
+            wrong_way = change > 0 if better == "low" else change < 0  # False when either is NaN
+            out.append({"server": name, "figure": label, "path": path, "better": better, "previous": old,
+                        "new": new, "change_pct": percent(change, old), "noise": noise,
+                        "noise_pct": percent(noise, new),
+                        "worse": (None if math.isnan(noise) else abs(change) > noise) if wrong_way else False})
+    return out
 
-    def ratio(a: str, b: str, path: str) -> float:
-        x, y = get(results.get(a), path), get(results.get(b), path)
-        return x / y if y and not math.isnan(y) else math.nan
 
-    for n in (small, big):
-        r = ratio("ponte-raw", "aiohttp", f"fanout_{n}.deliveries_per_s")
-        out.append({"target": f"raw fan-out to {n:,} ≥ 0.8× bare aiohttp (deliveries/s)",
-                    "figure": fmt(r, "{:.2f}×"), "met": None if math.isnan(r) else r >= 0.8})
-    for n in (small, big):
-        r = ratio("ponte-sio", "python-socketio", f"fanout_{n}.deliveries_per_s")
-        out.append({"target": f"Socket.IO fan-out to {n:,} ≥ 3× plain python-socketio (deliveries/s)",
-                    "figure": fmt(r, "{:.2f}×"), "met": None if math.isnan(r) else r >= 3.0})
-    kb = get(results.get("ponte-raw"), "memory.kb_per_connection")
-    out.append({"target": f"idle raw connection ≤ {memory_limit_kb:g} KB (@{big:,})", "figure": fmt(kb, "{:.1f} KB"),
-                "met": None if math.isnan(kb) else kb <= memory_limit_kb})
-    linear, square = big / small, (big / small) ** 2
-    for name in ("python-socketio", "ponte-sio", "ponte-raw"):
-        g = get(results.get(name), "derived.disconnect_growth")
-        e = get(results.get(name), "derived.disconnect_exponent")
-        a, b = get(results.get(name), f"disconnect_{small}.cpu_s"), get(results.get(name), f"disconnect_{big}.cpu_s")
-        figure = f"{fmt(a, '{:.3f}')} s → {fmt(b, '{:.3f}')} s: {fmt(g, '{:.1f}')}× (exponent {fmt(e, '{:.2f}')})"
-        if name == "python-socketio":
-            out.append({"target": f"plain python-socketio's mass-disconnect cost grows with the square "
-                                  f"(×{square:g} for {small:,}→{big:,})", "figure": figure,
-                        "met": None if math.isnan(e) else e >= 1.5})
-        else:
-            out.append({"target": f"{SERVERS[name]['label']}: mass-disconnect cost not quadratic "
-                                  f"(exponent < 1.5; linear is 1, ×{linear:g})", "figure": figure,
-                        "met": None if math.isnan(e) else e < 1.5})
+def comparison_text(items: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
+    patterns = {path: pattern for _, path, pattern, _ in rows(cfg)}
+    marks = {True: "WORSE", None: "worse?", False: ""}
+    body = [[SERVERS[i["server"]]["label"], f"{i['figure']} {'↓' if i['better'] == 'low' else '↑'}",
+             fmt(i["previous"], patterns[i["path"]]), fmt(i["new"], patterns[i["path"]]),
+             fmt(i["change_pct"], "{:+.1f}%"),
+             "unknown" if math.isnan(i["noise"]) else fmt(i["noise_pct"], "{:.1f}%"), marks[i["worse"]]]
+            for i in items]
+    return markdown_table(["server", "figure", "previous", "new", "change", "noise", "flag"], body, left=2)
+
+
+def targets(results: dict[str, Any], measured: list[str], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 11's targets, from this run's figures only. Each compares value ÷ reference with a limit;
+    the reference is the baseline's figure, or the bound itself for an absolute target. A target whose
+    figures this run did not measure (a server not run or failed, a size the run did not have) is
+    "not measured"."""
+
+    def fig(name: str, path: str) -> float:
+        return get(results.get(name), path) if name in measured else math.nan
+
+    def exponent(name: str) -> float:  # only over the sizes the target is about
+        sizes = (results.get(name) or {}).get("derived", {}).get("disconnect_fit_sizes")
+        return fig(name, "derived.disconnect_exponent_fit") if sizes == [1000, 5000, 10000] else math.nan
+
+    raw, bare, sio, node = "ponte-raw", "aiohttp", "ponte-sio", "node-socketio"
+    kb, at = "memory.kb_per_connection", f"(@{cfg['big']:,})"
+    # (target, value, reference, relation, limit of value ÷ reference, format of value and reference)
+    checks = [
+        ("Socket.IO ping round trips/s ≥ 0.8 × Node's", fig(sio, "ping.rt_per_s"), fig(node, "ping.rt_per_s"),
+         "≥", 0.8, "{:,.0f}"),
+        ("Socket.IO ping p99 ≤ 1.5 × Node's", fig(sio, "ping.p99_ms"), fig(node, "ping.p99_ms"), "≤", 1.5, "{:.2f} ms"),
+        ("raw ping round trips/s ≥ 0.9 × bare aiohttp's", fig(raw, "ping.rt_per_s"), fig(bare, "ping.rt_per_s"),
+         "≥", 0.9, "{:,.0f}"),
+        (f"Socket.IO idle KB/connection ≤ 1.0 × Node's {at}", fig(sio, kb), fig(node, kb), "≤", 1.0, "{:.2f} KB"),
+        (f"raw idle KB/connection ≤ 14 KB {at}", fig(raw, kb), 14.0, "≤", 1.0, "{:.2f} KB"),
+        (f"raw idle KB/connection below bare aiohttp's {at}", fig(raw, kb), fig(bare, kb), "<", 1.0, "{:.2f} KB"),
+        ("mass disconnect of 5,000 Socket.IO clients: CPU ≤ 1.2 × Node's", fig(sio, "disconnect_5000.cpu_s"),
+         fig(node, "disconnect_5000.cpu_s"), "≤", 1.2, "{:.3f} s")]
+    for name in (raw, sio):
+        label = SERVERS[name]["label"]
+        checks += [(f"{label}: mass-disconnect growth exponent (fit 1,000/5,000/10,000) ≤ 1.1", exponent(name),
+                    1.1, "≤", 1.0, "{:.2f}"),
+                   (f"{label}: mass disconnect of 10,000 ≤ 1 s CPU", fig(name, "disconnect_10000.cpu_s"), 1.0,
+                    "≤", 1.0, "{:.3f} s")]
+    checks += [
+        ("fan-out to 5,000: Ponte raw user CPU µs/delivery ≤ 0.5 × bare aiohttp's",
+         fig(raw, "fanout_5000.user_us_per_delivery"), fig(bare, "fanout_5000.user_us_per_delivery"), "≤", 0.5,
+         "{:.2f}"),
+        ("fan-out to 5,000: Ponte Socket.IO CPU µs/delivery ≤ 1.0 × Node's",
+         fig(sio, "fanout_5000.cpu_us_per_delivery"), fig(node, "fanout_5000.cpu_us_per_delivery"), "≤", 1.0,
+         "{:.2f}")]
+    out = []
+    for text, value, reference, relation, limit, pattern in checks:
+        ratio = value / reference if reference else math.nan
+        met = {"≥": ratio >= limit, "≤": ratio <= limit, "<": ratio < limit}[relation]
+        out.append({"target": text, "value": value, "reference": reference, "ratio": ratio,
+                    "relation": relation, "limit": limit,
+                    "figures": f"{fmt(value, pattern)} ÷ {fmt(reference, pattern)}",
+                    "status": "not measured" if math.isnan(ratio) else "PASS" if met else "FAIL"})
     return out
 
 
 def targets_text(items: list[dict[str, Any]]) -> str:
-    marks = {True: "MET", False: "MISSED", None: "n/a"}
-    return "\n".join(f"  {marks[t['met']]:6} {t['target']}: {t['figure']}" for t in items)
+    return "\n".join(f"  {t['status']:12} {t['target']}: {t['figures']} = {fmt(t['ratio'], '{:.3f}')} "
+                     f"(needs {t['relation']} {t['limit']:g})" for t in items)
 
 
 # ---------------------------------------------------------------------------------------------
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (200 / 1,000), 3 repeats")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes (200 / 1,000; 2,000 for the third mass-disconnect point), 3 repeats")
     parser.add_argument("--only", default="", help=f"comma-separated servers: {', '.join(SERVERS)}")
     parser.add_argument("--merge", action="store_true",
                         help="with --only: keep the other servers' figures from the existing results.json")
@@ -487,6 +589,8 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=1, help="load worker processes per fleet (default 1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and the clients to separate CPUs")
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--previous", help="results file to compare this run with "
+                                           "(default: the --output file, read before it is overwritten)")
     args = parser.parse_args()
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SERVERS)
@@ -494,12 +598,19 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
     cfg = {"big": 1000 if args.quick else 5000, "small": 200 if args.quick else 1000,
+           "huge": 2000 if args.quick else 10000,  # the third mass-disconnect point
            "repeats": args.repeats or (3 if args.quick else 5), "passes": args.passes or (1 if args.quick else 3),
            "procs": args.procs, "ping_clients": 100, "ping_count": 20, "ping_rounds": 3 if not args.quick else 2,
            "disconnect_timeout": 60.0, "server_max_seconds": 1800.0}
+    # The server and the load workers each raise their soft limit to the hard one (inherited from here);
+    # the server holds one descriptor per client, a load worker at most that many.
     nofile = raise_nofile()
-    if nofile < 2 * cfg["big"] + 1000:
-        raise SystemExit(f"bench: open-file limit {nofile} is too low for {cfg['big']} clients")
+    if nofile < cfg["huge"] + 1000:
+        raise SystemExit(f"bench: open-file limit {nofile} is too low for {cfg['huge']:,} clients")
+    previous_path = Path(args.previous or args.output)
+    if args.previous and not previous_path.exists():
+        parser.error(f"--previous {args.previous}: no such file")
+    previous = read_previous(previous_path)
     if "node-socketio" in names:
         ensure_node_deps()
     client_loop = ensure_client_loop()
@@ -509,15 +620,15 @@ def main() -> int:
     results: dict[str, Any] = {}
     output = Path(args.output)
     if args.merge and output.exists():
-        previous = json.loads(output.read_text())
-        if previous.get("config", {}).get("big") == cfg["big"]:
-            results = {k: v for k, v in previous.get("servers", {}).items() if k not in names}
+        kept = json.loads(output.read_text())
+        if kept.get("config", {}).get("big") == cfg["big"]:
+            results = {k: v for k, v in kept.get("servers", {}).items() if k not in names}
     info = machine()
     info["affinity"] = pin_cpus(not args.no_pin)
     code = code_version()
     print(f"bench: {info['cpu_model']}, {info['nproc']} cores, Python {info['python']}, Node {info['node']}; "
           f"Ponte {code['commit']}{' (modified)' if code['server_code_modified'] else ''}; clients on {client_loop}; "
-          f"sizes {cfg['small']:,}/{cfg['big']:,}, {cfg['repeats']} repeats, {cfg['passes']} passes; "
+          f"sizes {cfg['small']:,}/{cfg['big']:,}/{cfg['huge']:,}, {cfg['repeats']} repeats, {cfg['passes']} passes; "
           f"CPUs {info['affinity']}", flush=True)
     started = time.monotonic()
     monitor = ForeignLoad().start()
@@ -544,9 +655,18 @@ def main() -> int:
             results[name] = {"label": SERVERS[name]["label"], "error": errors[name]}
             continue
         results[name] = {**combine(passes[name]), "passes": passes[name]}
-        derive(results[name], cfg["big"], cfg["small"])
+        derive(results[name], cfg)
+        for one in passes[name]:
+            derive(one, cfg)  # per pass as well: the noise of the derived figures
     foreign = monitor.stop()
-    checks = targets(results, cfg["big"], cfg["small"])
+    measured = [name for name in names if name not in errors]
+    checks = targets(results, measured, cfg)
+    comparison = {"previous_file": str(previous_path) if previous else None,
+                  "previous_generated": (previous or {}).get("generated"),
+                  "previous_code": (previous or {}).get("code", {}).get("commit"),
+                  "config_differences": {k: [(previous or {}).get("config", {}).get(k), cfg[k]] for k in cfg
+                                         if previous and previous.get("config", {}).get(k) != cfg[k]},
+                  "figures": compare(results, previous, measured, cfg)}
     code_after = code_version()
     if code_after != code:
         print(f"bench: WARNING: the server code changed during the run ({code['commit']} → {code_after['commit']})")
@@ -554,10 +674,21 @@ def main() -> int:
     report = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info, "code": code,
               "foreign_load": foreign,
               "client_loop": client_loop, "config": cfg, "servers": results, "targets": checks,
-              "seconds": round(time.monotonic() - started, 1)}
+              "comparison": comparison, "seconds": round(time.monotonic() - started, 1)}
     output.write_text(json.dumps(finite(report), indent=1, default=str) + "\n")
-    print(table(results, cfg["big"], cfg["small"]))
-    print("\ntargets:")
+    print(table(results, cfg))
+    if previous is None:
+        print(f"\ncomparison: no previous results at {previous_path}")
+    else:
+        noise = (f"noise = (max − min) ÷ median of the figure over this run's {cfg['passes']} passes"
+                 if cfg["passes"] > 1 else "noise unknown: this run has one pass")
+        print(f"\ncomparison with {previous_path} ({comparison['previous_generated']}, Ponte "
+              f"{comparison['previous_code']}): change = new vs previous; {noise}; WORSE = the wrong way by more "
+              f"than the noise, worse? = the wrong way, noise unknown")
+        if comparison["config_differences"]:
+            print(f"  NOTE: the configurations differ (previous, now): {comparison['config_differences']}")
+        print(comparison_text(comparison["figures"], cfg))
+    print("\ntargets (issue 11), from this run's figures (value ÷ reference = ratio):")
     print(targets_text(checks))
     print(f"\nbench: other processes used {foreign['mean_cores']:.2f} cores on average during the run "
           f"(max {foreign['max_cores']:.2f}; busiest: {foreign['top_commands_cpu_s']})")
