@@ -12,6 +12,7 @@ WebSocket (from the start, or upgraded from long-polling), Ponte takes the socke
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,8 @@ class EngineIOWebSocket:
                                    timeout=CLOSE_WAIT)
         await ws.prepare(request)
         writer = SocketWriter(ws, request.transport, self.send_limit,
-                              lambda: gate.start_background_task(gate.drop_slow_consumer, sock.sid), gate.send_failed)
+                              functools.partial(gate.start_background_task, gate.drop_slow_consumer, sock.sid),
+                              gate.send_failed)  # the sid, not the socket: a socket holds its writer
         if sock.connected and not await self._probe(ws):  # an upgrade from long-polling
             return ws
         self._take_over(writer)

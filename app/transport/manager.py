@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable
 import socketio
 from socketio import packet
 
+from .writer import text_frame
+
 
 class FanoutManager(socketio.AsyncManager):
     """A client manager that encodes an emit once per wire format and delivers without a task
@@ -91,11 +93,12 @@ class FanoutManager(socketio.AsyncManager):
             return
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         raw_data = args[0] if len(args) == 1 else args
-        texts: dict[str, str] = {}
+        texts: dict[str, tuple[str, bytes | None]] = {}  # wire form → (text, its WebSocket frame)
         sio_text: str | None = None
+        sio_frame = b""
         frame: Any = None
         server = self.server
-        peers = server.raw_peers
+        peers, writers = server.raw_peers, server.writers
         keep = self.filters.get((namespace, event))
         delivered = 0
         for sid, eio_sid in self.get_participants(namespace, room):
@@ -104,21 +107,36 @@ class FanoutManager(socketio.AsyncManager):
             delivered += 1
             peer = peers.get(eio_sid)
             if peer is not None:
-                text = texts.get(peer.form)
-                if text is None:
-                    text = texts[peer.form] = peer.codec.encode(event, raw_data, peer.form)
-                await peer.send(text)
+                encoded = texts.get(peer.form)
+                if encoded is None:
+                    encoded = texts[peer.form] = framed(peer.codec.encode(event, raw_data, peer.form))
+                text, text_frame = encoded
+                if text_frame is None or not peer.write_frame(text_frame):
+                    await peer.send(text)
                 continue
             if sio_text is None and frame is None:
                 sio_text = socketio_event(namespace, event, args)
                 if sio_text is None:  # bytes somewhere in the data: python-socketio's binary packets
                     frame = server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+                else:
+                    sio_frame = framed(sio_text)[1] or b""
             if sio_text is not None:
-                await server.to_engineio(eio_sid, sio_text)
+                writer = writers.get(eio_sid)
+                if writer is None or not sio_frame or not writer.write_frame(sio_frame):
+                    await server.to_engineio(eio_sid, sio_text)
             else:
                 await server._send_packet(eio_sid, frame)
         if self.metrics is not None and delivered:
             self.metrics.delivered(namespace, event, delivered)
+
+
+def framed(text: str) -> tuple[str, bytes | None]:
+    """A message and its WebSocket frame, built once for all its recipients (None: text that UTF-8
+    cannot carry, which each recipient's send then refuses)."""
+    try:
+        return text, text_frame(text.encode())
+    except UnicodeEncodeError:
+        return text, None
 
 
 _ascii_json = json.JSONEncoder(separators=(",", ":")).encode

@@ -19,7 +19,7 @@ from .. import origins
 from ..auth import SUBPROTOCOL_MARKERS
 from .codecs import Codec, DecodeError
 from ..audit import AUDIT
-from ..errors import CLOSE_INTERNAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
+from ..errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from ..guards import ABUSE, ADMIT, ConnectionGuard
 from ..settings import Settings
 from .eio import CLOSE_WAIT
@@ -61,7 +61,7 @@ class RawPeer(SocketWriter):
         self._closing = True
         super().abort()
 
-    def close_soon(self, code: int = 1000, reason: str = "") -> None:
+    def close_soon(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         if self._closing:
             return
         self._closing = True

@@ -29,7 +29,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from engineio import packet as eio_packet
@@ -37,29 +37,17 @@ from socketio import packet
 
 from .. import logs
 from ..audit import AUDIT
-from ..errors import CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
+from ..errors import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, SERVER_OVERLOADED, VALIDATION_ERROR, PonteError
 from ..guards import ABUSE, ADMIT, ConnectionGuard
 from ..limits import UserLimits
 from .codecs import BadText, Codec, DecodeError, request_id_of, sio_packet
 from .eio import CheckedBody, EngineIOServer, EngineIOWebSocket, ping_round
 from .writer import SocketWriter
 
+if TYPE_CHECKING:
+    from .raw import RawPeer
+
 log = logging.getLogger("ponte.sio")
-
-
-class RawPeer(Protocol):
-    """What the server needs from a raw-WebSocket connection (implemented in app.bridge)."""
-
-    eio_sid: str
-    form: str
-    codec: Codec
-    guard: ConnectionGuard
-
-    async def send(self, text: str) -> None: ...
-
-    def refused(self, error_args: dict[str, Any]) -> None: ...
-
-    def close_soon(self, code: int, reason: str) -> None: ...
 
 
 class PonteServer(socketio.AsyncServer):
@@ -232,7 +220,7 @@ class PonteServer(socketio.AsyncServer):
         elif pkt.packet_type == packet.CONNECT_ERROR:
             peer.refused(pkt.data if isinstance(pkt.data, dict) else {"message": str(pkt.data)})
         elif pkt.packet_type == packet.DISCONNECT:
-            peer.close_soon(1000, "disconnected by server")
+            peer.close_soon(CLOSE_NORMAL, "disconnected by server")
         # CONNECT and ACK packets have no counterpart in the raw protocols.
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
@@ -448,4 +436,4 @@ def rate_error(guard: ConnectionGuard, abuse: bool) -> PonteError:
     """The answer to a message over the rate limit; sustained abuse closes with 1008."""
     wait = guard.retry_after()
     return PonteError("RATE_LIMIT_ERROR", f"Muitas mensagens. Aguarde {wait} segundos.",
-                      {"retry_after": wait}, close=1008 if abuse else None)
+                      {"retry_after": wait}, close=CLOSE_POLICY if abuse else None)

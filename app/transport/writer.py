@@ -6,20 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import deque
 from typing import Any, Callable
 
 from aiohttp import web
 
+from ..errors import CLOSE_INTERNAL, CLOSE_NORMAL
+
 log = logging.getLogger("ponte.writer")
 FRAME_OVERHEAD = 14  # the largest WebSocket frame header a server writes
+
+
+def text_frame(data: bytes) -> bytes:
+    """One final, unmasked WebSocket text frame (RFC 6455 section 5.2), as a server writes it."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
 
 
 class SocketWriter:
     """Writes at once while the transport has room (aiohttp's send then never waits), else queues
     behind what is waiting, up to `limit` messages; past that, `overflow` is called once."""
 
-    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow", "_on_failure")
+    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow", "_on_failure",
+                 "_framed")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
                  on_overflow: Callable[[], None] | None = None,
@@ -32,6 +46,9 @@ class SocketWriter:
         self.closed = False
         self._on_overflow = on_overflow
         self._on_failure = on_failure
+        # Frames built once for many recipients may go straight to the transport, unless this
+        # connection negotiated compression (each one then has its own compressor).
+        self._framed = not ws.compress
 
     async def send(self, text: str) -> None:
         """Send one text frame, in order with everything sent before."""
@@ -44,6 +61,17 @@ class SocketWriter:
                 self.failed(exc)
             return
         self.send_nowait(text)
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a frame built once for many recipients (`text_frame`) as it is, if nothing waits
+        before it and the transport has room; False when the caller must `send` the text instead."""
+        if not self._framed or self._backlog or self.closed or self.ws.closed or not self._has_room(len(frame)):
+            return False
+        try:
+            self._transport.write(frame)
+        except Exception as exc:  # noqa: BLE001 - as in `send`
+            self.failed(exc)
+        return True
 
     def send_nowait(self, frame: str | bytes) -> None:
         """Queue one frame (text, or binary for bytes) behind what is waiting; written by a task."""
@@ -79,9 +107,9 @@ class SocketWriter:
     def close_after_failure(self) -> None:
         """Close the WebSocket with 1011 (subclasses close their connection their own way)."""
         if not self.ws.closed:
-            asyncio.get_running_loop().create_task(self.ws.close(code=1011, message=b"send failed"))
+            asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_INTERNAL, message=b"send failed"))
 
-    def close_soon(self, code: int = 1000, reason: str = "") -> None:
+    def close_soon(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Stop writing and close the WebSocket with a close code, without waiting for it."""
         self.closed = True
         if not self.ws.closed:

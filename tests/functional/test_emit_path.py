@@ -62,3 +62,22 @@ async def test_investigation_room_mixes_transports(server: Any, raw: Any, sio: A
         assert message["id"] and message["timestamp"].endswith("Z")
         cidadao.AnomalyDetected.model_validate(message["data"])
     assert await io.recv_kind("anomaly_detected") == anomaly
+
+
+async def test_room_emit_of_every_frame_size(server: Any, raw: Any, sio: Any) -> None:
+    """A room's event is framed once and written as is to every recipient: texts of each WebSocket length
+    encoding (7-bit, 16-bit, 64-bit), with multi-byte UTF-8, arrive intact on both transports."""
+    token = make_token("sizes")
+    ws, ws2 = await raw("/ws", token), await raw("/ws", token)
+    io = await sio("/omni", auth={"token": token})
+    for client in (ws, ws2):
+        await client.send({"event": "SESSAO_PING", "data": {"request_id": "sync"}})
+        await client.recv_kind("SESSAO_PONG")
+    await io.emit("SESSAO_PING", {"request_id": "sync"})
+    await io.recv_kind("SESSAO_PONG")
+    for size in (1, 60, 200, 70_000):
+        payload = {"tipo": "info", "titulo": "ç" * size, "mensagem": "m"}
+        await server.app[SIO_KEY].emit("NOTIFICACAO_GERAL", payload, room="user:sizes", namespace="/omni")
+        for client in (ws, ws2):
+            assert (await client.recv_kind("NOTIFICACAO_GERAL"))["data"] == payload
+        assert await io.recv_kind("NOTIFICACAO_GERAL") == payload
