@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from .transport.codecs import now_iso
+from .clock import now_iso
 from .logs import LogBudget
 
 SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|api[_-]?key|jwt|credential", re.I)

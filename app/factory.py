@@ -30,7 +30,8 @@ from .audit import AUDIT
 from .auth import TokenVerifier
 from .gateway import Gateway
 from .transport.raw import Endpoint, RawBridge, heartbeat_round
-from .transport.codecs import cidadao, now_iso, omni
+from .clock import now_iso
+from .transport.codecs import cidadao, omni
 from .executions import TOUCH_EVERY, ExecutionService
 from .investigations import InvestigationService
 from .errors import AUTHENTICATION_ERROR, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_SERVICE_RESTART, PonteError

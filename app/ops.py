@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .transport.codecs import now_iso
+from .clock import now_iso
 from .keys import DRAINING_KEY, METRICS_KEY, SIO_KEY
 from .metrics import Metrics
 from .transport.redis import RedisFanoutManager

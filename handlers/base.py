@@ -78,7 +78,7 @@ class PonteNamespace(Namespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         client = self.clients.pop(sid, None)
-        self.server.users.pop(sid, None)
+        self.server.departed(sid)
         if client is not None:
             self.gateway.connections -= 1
             connections_log.info("connection closed: %s %s user=%s (%s) after %.2fs", self.namespace, client.transport,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.transport.codecs import answering, now_iso
+from app.clock import now_iso
+from app.transport.codecs import answering
 
 from .base import Client, PonteNamespace
 

@@ -24,14 +24,13 @@ from engineio.async_socket import AsyncSocket
 
 from ..guards import ABUSE, ADMIT
 from ..errors import CLOSE_POLICY
-from .writer import SocketWriter
+from .writer import CLOSE_WAIT, SocketWriter, text_frame
 
 if TYPE_CHECKING:
     from .server import PonteServer
 
 log = logging.getLogger("ponte.sio")
 EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
-CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)
 PING, PONG, MESSAGE, UPGRADE, CLOSE = "2", "3", "4", "5", "1"
 
 
@@ -46,7 +45,9 @@ class EngineIOServer(engineio.AsyncServer):
 
 class DirectQueue:
     """Stands in for the `asyncio.Queue` of a socket Ponte writes to: what python-engineio puts on it
-    goes to the WebSocket at once (None, its "stop writing", closes the WebSocket)."""
+    goes to the WebSocket at once. Its close packet (sent when python-engineio closes the socket, e.g.
+    on a ping timeout its own service task noticed) and None, its "stop writing", end the WebSocket
+    too: the read loop may be waiting on a peer that will never send again."""
 
     __slots__ = ("writer",)
 
@@ -55,6 +56,9 @@ class DirectQueue:
 
     def put_nowait(self, pkt: eio_packet.Packet | None) -> None:
         if pkt is None:
+            self.writer.close_soon()
+        elif pkt.packet_type == eio_packet.CLOSE:
+            self.writer.write_frame(text_frame(b"1"))
             self.writer.close_soon()
         else:
             self.writer.send_nowait(pkt.encode())

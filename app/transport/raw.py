@@ -22,9 +22,8 @@ from ..audit import AUDIT
 from ..errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERROR, PonteError
 from ..guards import ABUSE, ADMIT, ConnectionGuard
 from ..settings import Settings
-from .eio import CLOSE_WAIT
 from .server import PonteServer, rate_error
-from .writer import SocketWriter
+from .writer import CLOSE_WAIT, SocketWriter
 
 log = logging.getLogger("ponte.bridge")
 CLOSING_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)

@@ -286,6 +286,10 @@ class PonteServer(socketio.AsyncServer):
         if guard is not None and user is not None:
             self.limits.bind(guard, user)
 
+    def departed(self, sid: str) -> None:
+        """A client has left a namespace (the counterpart of `admitted`)."""
+        self.users.pop(sid, None)
+
     def release(self, peer: RawPeer) -> None:
         """A raw peer is gone: its share of its user's rate limit too."""
         self.limits.unbind(peer.guard)

@@ -16,6 +16,7 @@ from ..errors import CLOSE_INTERNAL, CLOSE_NORMAL
 
 log = logging.getLogger("ponte.writer")
 FRAME_OVERHEAD = 14  # the largest WebSocket frame header a server writes
+CLOSE_WAIT = 2.0  # seconds a server's close waits for the peer's Close frame (aiohttp's default: 10)
 
 
 def text_frame(data: bytes) -> bytes:

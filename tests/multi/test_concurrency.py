@@ -19,7 +19,7 @@ def configure(request_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("transport", ["raw", "socketio"])
 async def test_messages_are_answered_in_the_order_sent(start_server: Any, redis_server: Any, raw_to: Any,
-                                                        sio_to: Any, transport: str) -> None:
+                                                       sio_to: Any, transport: str) -> None:
     """Bursts of NOTIFICACAO_CONFIGURAR (a Redis write) then SESSAO_PING: the answers come back in the
     same order, every time."""
     server = await start_server(redis_url=redis_server.url)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
+
 
 # 1e999, or 309 digits in a row: the ways JSON text reaches a float too large to be finite
 HUGE_NUMBER = re.compile(r"\d[eE]\+?\d{3}|\d{309}")
@@ -52,18 +52,6 @@ class Codec(Protocol):
     def encode(self, event: str, data: Any, form: str) -> str: ...
 
     def error(self, error: Any, request_id: str | None = None) -> tuple[str, dict[str, Any]]: ...
-
-
-def now_iso() -> str:
-    """The current UTC time as ISO 8601 with milliseconds and a Z suffix."""
-    now = time.time()
-    second = int(now)
-    if second != _clock[0]:  # formatting the date once a second, not once a message
-        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_clock[1]}.{int((now - second) * 1000):03d}Z"
-
-
-_clock: list[Any] = [-1, ""]
 
 
 def message_id() -> str:

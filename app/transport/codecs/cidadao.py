@@ -5,9 +5,10 @@ from typing import Any
 
 from schemas.cidadao import Envelope
 
+from ...clock import now_iso
 from ...errors import PonteError
 
-from . import Inbound, dumps, load_object, message_id, now_iso, validate
+from . import Inbound, dumps, load_object, message_id, validate
 
 FORM = "type"
 

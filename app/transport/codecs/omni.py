@@ -5,9 +5,10 @@ from typing import Any
 
 from schemas.omni import EventEnvelope, TypeEnvelope
 
+from ...clock import now_iso
 from ...errors import PonteError
 
-from . import DecodeError, Inbound, dumps, load_object, message_id, now_iso, validate
+from . import DecodeError, Inbound, dumps, load_object, message_id, validate
 
 EVENT_FORM = "event"  # {"event", "data", "timestamp"}: the documented form
 TYPE_FORM = "type"  # {"type", "data", "timestamp", "id"}: what the real web front end sends
