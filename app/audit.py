@@ -1,5 +1,6 @@
-"""The audit log: one JSON line per client message, with the fields of the Omni document's
-"Logs de Auditoria", and one per refused handshake; tokens and secrets redacted, always valid JSON."""
+"""The audit log: one JSON line per client action or refused message, with the fields of the Omni
+document's "Logs de Auditoria", one per refused handshake and one per HTTP publish (accepted or
+refused); tokens and secrets redacted, always valid JSON."""
 from __future__ import annotations
 
 import json
@@ -66,6 +67,23 @@ class AuditLog:
             line["message"]["data"] = {"truncated": True}
             text = json_line(line)
         self.logger.info(text)
+
+    def published(self, user: str | None, ip: str | None, items: list[dict[str, Any]],
+                  code: str | None = None) -> None:
+        """One line per `POST /api/v1/publish`: who published what to which room, or why it was
+        refused (refusals share the refused handshakes' budget: a flood writes a bounded number)."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        held_back = self.refusals.take() if code is not None else 0
+        if held_back is None:
+            return
+        line: dict[str, Any] = {"timestamp": now_iso(), "event": "http_publish", "user_id": user, "ip": ip,
+                                "items": redact(items), "status": "error" if code else "success"}
+        if code is not None:
+            line["error_code"] = code
+        if held_back:
+            line["suppressed_before"] = held_back
+        self.logger.info(json_line(line))
 
     def refused(self, reason: str, ip: str | None, origin: str | None, namespace: str | None,
                 code: str | None = None) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas import cidadao, omni
 
+from .audit import AUDIT
 from .auth import AuthError, Principal, TokenVerifier
 from .transport.codecs import DecodeError, describe, load_json
 from .errors import AUTHENTICATION_ERROR, PERMISSION_ERROR, VALIDATION_ERROR
@@ -71,11 +72,15 @@ def add_routes(app: web.Application) -> None:
 
 async def publish(request: web.Request) -> web.Response:
     """Authenticate, read and validate every item, then emit them in order: 202 with their ids."""
+    principal: Principal | None = None
     try:
-        principal = authorize(request)
+        principal = authenticate(request)
+        if not principal.allows("publish"):
+            raise Refused("o escopo 'publish' é necessário para publicar", None, 403, PERMISSION_ERROR)
         body = parse(await read_body(request))
         items = [check(obj, prefix) for obj, prefix in entries(body)]
     except Refused as exc:
+        AUDIT.published(principal.sub if principal else None, request.remote, [], exc.code)
         return exc.response()
     sio = request.app[SIO_KEY]
     ids = []
@@ -83,10 +88,13 @@ async def publish(request: web.Request) -> web.Response:
         ids.append(uuid.uuid4().hex)
         await sio.emit(item.event, item.data, room=item.target(), namespace=item.namespace)
         log.info("published %s %s to %s %s by %s", ids[-1], item.event, item.namespace, item.target(), principal.sub)
+    AUDIT.published(principal.sub, request.remote, [
+        {"id": id_, "event": item.event, "namespace": item.namespace, "to": item.target()}
+        for id_, item in zip(ids, items)])
     return web.json_response({"ids": ids} if isinstance(body, list) else {"id": ids[0]}, status=202)
 
 
-def authorize(request: web.Request) -> Principal:
+def authenticate(request: web.Request) -> Principal:
     """The principal of the `Authorization: Bearer` token (never the query string: it reaches logs)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -96,8 +104,6 @@ def authorize(request: web.Request) -> Principal:
         principal = request.app[VERIFIER_KEY].verify(token)
     except AuthError as exc:
         raise Refused(exc.message, None, 401, AUTHENTICATION_ERROR) from None
-    if not principal.allows("publish"):
-        raise Refused("o escopo 'publish' é necessário para publicar", None, 403, PERMISSION_ERROR)
     return principal
 
 

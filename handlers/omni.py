@@ -21,4 +21,4 @@ class OmniNamespace(ExecutionHandlers, OmniSession, NotificationHandlers, Monito
               "NOTIFICACAO_CONFIGURAR": "notifications",
               "MONITORAMENTO_INICIAR": "monitoring", "MONITORAMENTO_PARAR": "monitoring"}
     auth_required = True
-    routine = frozenset({"SESSAO_PING", "EXECUCAO_CONSULTAR"})
+    routine = frozenset({"SESSAO_PING", "ping", "heartbeat", "EXECUCAO_CONSULTAR"})

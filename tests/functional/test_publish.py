@@ -158,3 +158,20 @@ async def test_batch_with_a_bad_item_emits_nothing(server: Any, raw: Any) -> Non
     assert status == 400
     await ws.send({"event": "SESSAO_PING", "data": {"request_id": "after"}})
     assert (await ws.recv())["event"] == "SESSAO_PONG"
+
+
+async def test_publishes_are_audited(server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Each publish writes one audit line naming who published which events to which rooms; a refused one
+    writes its error code and never the token."""
+    caplog.set_level("INFO", logger="ponte.audit")  # python -m app sends it to stdout instead
+    status, answer = await post(server, GOOD)
+    assert status == 202
+    status, _ = await post(server, GOOD, token=make_token("alice"))  # no publish scope
+    assert status == 403
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ponte.audit"]
+    accepted, refused = [line for line in lines if line["event"] == "http_publish"]
+    assert accepted["user_id"] == "backend" and accepted["status"] == "success"
+    assert accepted["items"] == [{"id": answer["id"], "event": "NOTIFICACAO_GERAL", "namespace": "/omni",
+                                  "to": "user:alice"}]
+    assert refused["user_id"] == "alice" and refused["error_code"] == "PERMISSION_ERROR" and refused["items"] == []
+    assert PUBLISHER not in json.dumps(lines)
