@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import logs
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
-from .factory import create_app
+from .factory import create_app, freeze_heap_after_start
 from .settings import Settings, SettingsError, documented, from_env
 
 log = logging.getLogger("ponte")
@@ -88,7 +88,9 @@ def serve(settings: Settings) -> None:
         log.info(" ".join(text.split()))
 
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=5,
+        app = create_app(settings)
+        freeze_heap_after_start(app)
+        web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5,
                     access_log_class=logs.AccessLogger, print=running)
     except Exception as exc:
         if listening:

@@ -143,10 +143,6 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
                                       settings.agent_backend_url, http)
     language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
     sio.start()
-    # Everything loaded so far (modules, models, schemas) lives as long as the process: out of the
-    # cyclic collector's sight, a full collection walks only what connections and work allocate.
-    gc.collect()
-    gc.freeze()
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
@@ -161,6 +157,17 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     await stop(tasks)
     if isinstance(sio.manager, RedisFanoutManager):
         await sio.manager.close()
+
+
+def freeze_heap_after_start(app: web.Application) -> None:
+    """For a process that serves this one app (`python -m app`, the bench): once start-up has loaded
+    everything (modules, language models, schemas), move it out of the cyclic collector's sight; it
+    lives as long as the process, and a full collection then walks only what connections and work
+    allocate. Not for tests, which build many apps in one process."""
+    async def freeze(app: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+    app.on_startup.append(freeze)  # after cleanup_ctx's start-up halves (aiohttp runs those first)
 
 
 async def every(interval: float, job: Any, *args: Any) -> None:

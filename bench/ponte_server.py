@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aiohttp import web  # noqa: E402
 
 from app import Settings, create_app  # noqa: E402
-from app.factory import SIO_KEY  # noqa: E402
+from app.factory import SIO_KEY, freeze_heap_after_start  # noqa: E402
 from common import EVENT, HEARTBEAT, NAMESPACE, ROOM, SECRET, raise_nofile  # noqa: E402
 from lifetime import stop_when_orphaned  # noqa: E402
 
@@ -34,6 +34,7 @@ def bench_settings(port: int) -> Settings:
 
 def build_app(settings: Settings) -> web.Application:
     app = create_app(settings)
+    freeze_heap_after_start(app)  # as `python -m app` does
     sio = app[SIO_KEY]
 
     async def emit(request: web.Request) -> web.Response:
