@@ -119,21 +119,27 @@ class EngineIOWebSocket:
         return ws
 
     async def _probe(self, ws: web.WebSocketResponse) -> bool:
-        """Engine.IO's upgrade: `2probe` answered `3probe`, the pending poll ended, then `5`."""
-        sock = self.sock
+        """Engine.IO's upgrade: `2probe` answered `3probe`, the pending poll ended, then `5`, each
+        within a ping interval and timeout (a peer that stays silent would hold the WebSocket open)."""
+        sock, server = self.sock, self.gate.eio
+        wait = server.ping_interval + server.ping_timeout
         sock.upgrading = True  # python-engineio answers polls with a NOOP from now on
         try:
-            msg = await ws.receive()
+            msg = await ws.receive(timeout=wait)
             if msg.type is not WSMsgType.TEXT or msg.data != "2probe":
                 log.info("%s: failed WebSocket upgrade: no probe", sock.sid)
                 return False
             await ws.send_str("3probe")
             sock.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
-            msg = await ws.receive()
+            msg = await ws.receive(timeout=wait)
             if msg.type is not WSMsgType.TEXT or msg.data != UPGRADE:
                 log.info("%s: failed WebSocket upgrade: no upgrade packet", sock.sid)
                 return False
             return True
+        except TimeoutError:
+            log.info("%s: failed WebSocket upgrade: silent for %g s", sock.sid, wait)
+            await ws.close(code=CLOSE_POLICY, message=b"upgrade timeout")
+            return False
         finally:
             sock.upgrading = False
 

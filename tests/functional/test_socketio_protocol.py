@@ -109,3 +109,16 @@ async def test_python_client_over_polling_and_upgrade(server: Any, transports: l
         assert client.transport() == transports[-1]
     finally:
         await client.disconnect()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"heartbeat": 1}])
+async def test_silent_upgrade_is_closed(server: Any, session: Any) -> None:
+    """A long-polling client that opens its upgrade WebSocket and never sends the probe does not hold it:
+    it is closed after a ping interval and timeout, with 1008, and the polling session stays usable."""
+    async with session.get(server.make_url("/socket.io/?EIO=4&transport=polling")) as response:
+        sid = json.loads((await response.text())[1:])["sid"]
+    ws = await session.ws_connect(server.make_url(f"/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+    started = time.monotonic()
+    msg = await ws.receive(timeout=TIMEOUT)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 1008, msg
+    assert 1.5 <= time.monotonic() - started <= 4.0
