@@ -22,7 +22,7 @@ class PacketError(Exception):
     """Not a packet a Socket.IO client sends; the message says why (safe to log, no payload)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per message, and a frozen one builds slower
 class Packet:
     """One decoded client packet."""
 
