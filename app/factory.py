@@ -183,17 +183,8 @@ async def every(interval: float, job: Any, *args: Any) -> None:
 
 async def sweep(sio: PonteServer, settings: Settings) -> None:
     """Close clients idle for IDLE_TIMEOUT (1000) and those whose token expired (1008)."""
-    now = time.monotonic()
-    guards = [*sio.guards.items(), *((peer.eio_sid, peer.guard) for peer in sio.raw_peers.values())]
-    idle = [eio_sid for eio_sid, guard in guards if guard.idle_for(now) > settings.idle_timeout]
-    for eio_sid in idle:
-        for path in NAMESPACES:
-            sid = sio.manager.sid_from_eio_sid(eio_sid, path)
-            if sid is not None:
-                await sio.kick(sid, path, CLOSE_NORMAL, "idle timeout: no message for "
-                               f"{settings.idle_timeout:g} s")
-        if eio_sid in sio.eio.sockets:
-            await sio.eio.disconnect(eio_sid)
+    await sio.close_idle(settings.idle_timeout, CLOSE_NORMAL,
+                         f"idle timeout: no message for {settings.idle_timeout:g} s")
     for path in NAMESPACES:
         namespace: PonteNamespace = sio.namespace_handlers[path]
         for sid in namespace.expired():
@@ -214,10 +205,8 @@ async def close_clients(app: web.Application) -> None:
     sio = app[SIO_KEY]
     app[DRAINING_KEY].append(time.time())
     started = time.monotonic()
-    raw = list(sio.raw_peers.values())
-    log.info("draining: closing %d raw and %d Socket.IO connections", len(raw), len(sio.eio.sockets))
-    for peer in raw:
-        peer.close_soon(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
+    log.info("draining: closing %d raw and %d Socket.IO connections", *sio.connection_counts())
+    raw = sio.close_raw(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
     # Each Socket.IO transport ends now (a WebSocket with its close code, a pending long poll with
     # Engine.IO's close packet), rather than through Engine.IO's close, which waits for every
     # socket's queue to be read by its client: one that stopped polling never reads it.
@@ -228,4 +217,4 @@ async def close_clients(app: web.Application) -> None:
     with contextlib.suppress(Exception):
         await sio.shutdown()
     log.info("drained: closed %d raw, %d Socket.IO (%d polling) connections in %.1f s",
-             len(raw), sockets, polling, time.monotonic() - started)
+             raw, sockets, polling, time.monotonic() - started)

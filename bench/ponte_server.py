@@ -4,7 +4,7 @@
 
 The routes are added to the app object create_app returns (nothing in app/ knows about them):
   POST /bench/emit?room=user:bench&ns=/omni   body: the JSON payload; ONE sio.emit, then 200
-  GET  /bench/count                           {"raw": len(sio.raw_peers), "eio": len(sio.eio.sockets), "total"}
+  GET  /bench/count                           {"raw", "eio", "total"}: sio.connection_counts()
 `/emit` and `/count` are aliases, so every bench server answers the same paths.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def build_app(settings: Settings) -> web.Application:
         return web.json_response({"ok": True})
 
     async def count(request: web.Request) -> web.Response:
-        raw, eio = len(sio.raw_peers), len(sio.eio.sockets)
+        raw, eio = sio.connection_counts()
         return web.json_response({"raw": raw, "eio": eio, "total": raw + eio})
 
     for prefix in ("/bench", ""):

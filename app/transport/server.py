@@ -294,6 +294,31 @@ class PonteServer(socketio.AsyncServer):
         """A raw peer is gone: its share of its user's rate limit too."""
         self.limits.unbind(peer.guard)
 
+    def connection_counts(self) -> tuple[int, int]:
+        """How many raw-WebSocket and Engine.IO connections this instance holds."""
+        return len(self.raw_peers), len(self.eio.sockets)
+
+    def close_raw(self, code: int, reason: str) -> int:
+        """Close every raw-WebSocket connection with a close code; how many there were."""
+        peers = list(self.raw_peers.values())
+        for peer in peers:
+            peer.close_soon(code, reason)
+        return len(peers)
+
+    async def close_idle(self, idle_for: float, code: int, reason: str) -> None:
+        """Close every connection that sent nothing for more than `idle_for` seconds (raw: with `code`)."""
+        now = time.monotonic()
+        guards = [*self.guards.items(), *((peer.eio_sid, peer.guard) for peer in self.raw_peers.values())]
+        for eio_sid, guard in guards:
+            if guard.idle_for(now) <= idle_for:
+                continue
+            for namespace in list(self.namespace_handlers):
+                sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+                if sid is not None:
+                    await self.kick(sid, namespace, code, reason)
+            if eio_sid in self.eio.sockets:
+                await self.eio.disconnect(eio_sid)
+
     async def close_unconnected(self) -> None:
         """Close Engine.IO sockets that connected no namespace within `connect_timeout` seconds."""
         deadline = time.monotonic() - self.connect_timeout
