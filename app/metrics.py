@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -39,6 +39,7 @@ class Metrics:
         self._in: dict[tuple[str, str], int] = {}
         self._latency: dict[str, tuple[list[int], list[float]]] = {}
         self._out: dict[tuple[str, str], int] = {}
+        self._per_transport: dict[tuple[str, str], tuple[Any, Any]] = {}  # label children, looked up once
         r.register(_MessageCollector(self))
 
     def event(self, name: str) -> str:
@@ -65,15 +66,25 @@ class Metrics:
         if code == "RATE_LIMIT_ERROR":
             self.rate_limited.inc()
 
+    def _children(self, namespace: str, transport: str) -> tuple[Any, Any]:
+        """The open-connections gauge and the connects counter of one namespace and transport
+        (prometheus_client's `labels()` takes a lock and builds a key: once, not per connection)."""
+        key = (namespace, transport)
+        children = self._per_transport.get(key)
+        if children is None:
+            children = self._per_transport[key] = (self.connections.labels(*key), self.connects.labels(*key))
+        return children
+
     def connected(self, namespace: str, transport: str, user: str | None) -> None:
-        self.connections.labels(namespace, transport).inc()
-        self.connects.labels(namespace, transport).inc()
+        gauge, counter = self._children(namespace, transport)
+        gauge.inc()
+        counter.inc()
         left = self._recent.pop(user, None) if user else None
         if left is not None and time.monotonic() - left < RECONNECT_WINDOW:
             self.reconnects.labels(namespace).inc()
 
     def disconnected(self, namespace: str, transport: str, user: str | None) -> None:
-        self.connections.labels(namespace, transport).dec()
+        self._children(namespace, transport)[0].dec()
         if user:
             if len(self._recent) >= RECENT_LIMIT:
                 self._recent.pop(next(iter(self._recent)))
