@@ -105,9 +105,17 @@ def node_package_version(name: str) -> str:
         return "not installed"
 
 
+def server_tree() -> Path:
+    """The checkout whose `app` package the servers import: this one, unless PYTHONPATH names another
+    (how a baseline commit is measured with this runner)."""
+    done = subprocess.run([PY, "-c", "import app, pathlib; print(pathlib.Path(app.__file__).resolve().parents[1])"],
+                          cwd="/", capture_output=True, text=True)
+    return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else BENCH.parent
+
+
 def code_version() -> dict[str, Any]:
-    """The commit measured, and whether the server code differs from it."""
-    root = BENCH.parent
+    """The commit measured (that of the servers' code), and whether the server code differs from it."""
+    root = server_tree()
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
