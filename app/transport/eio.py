@@ -55,13 +55,17 @@ class DirectQueue:
         self.writer = writer
 
     def put_nowait(self, pkt: eio_packet.Packet | None) -> None:
-        if pkt is None:
+        if pkt is not None:
+            self.write(pkt.encode())
+        if pkt is None or pkt.packet_type == eio_packet.CLOSE:
             self.writer.close_soon()
-        elif pkt.packet_type == eio_packet.CLOSE:
-            self.writer.write_frame(text_frame(b"1"))
-            self.writer.close_soon()
-        else:
-            self.writer.send_nowait(pkt.encode())
+
+    def write(self, data: str | bytes) -> None:
+        """Written at once when nothing waits and the transport has room (a ping to every socket then
+        makes no queue and no task), else queued behind what waits."""
+        if isinstance(data, str) and data.isascii() and self.writer.write_frame(text_frame(data.encode())):
+            return
+        self.writer.send_nowait(data)
 
     async def put(self, pkt: eio_packet.Packet | None) -> None:
         self.put_nowait(pkt)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 import socketio
 from socketio import packet
@@ -63,69 +63,43 @@ class FanoutManager(socketio.AsyncManager):
                                       callback=callback, to=to, **kwargs)
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         room = to or room
-        if skip_sid is None and isinstance(room, str):  # a reply to one connection: no room to walk
-            eio_sid = self.eio_sid_from_sid(room, namespace)
-            if eio_sid is not None:
-                return await self.deliver_one(namespace, room, eio_sid, event, args)
-        await self.deliver(namespace, room, skip_sid, event, args)
+        eio_sid = self.eio_sid_from_sid(room, namespace) if skip_sid is None and isinstance(room, str) else None
+        if eio_sid is not None:  # a reply to one connection: no room to walk
+            await self.deliver(namespace, ((room, eio_sid),), None, event, args)
+        elif namespace in self.rooms:
+            await self.deliver(namespace, self.get_participants(namespace, room), skip_sid, event, args)
 
-    async def deliver_one(self, namespace: str, sid: str, eio_sid: str, event: str, args: list[Any]) -> None:
-        """`deliver` for a room that is one connection (its sid): the same filters and encodings."""
-        raw_data = args[0] if len(args) == 1 else args
-        keep = self.filters.get((namespace, event))
-        if keep is not None and not keep(sid, raw_data):
-            return
-        peer = self.server.raw_peers.get(eio_sid)
-        if peer is not None:
-            await peer.send(peer.codec.encode(event, raw_data, peer.form))
-        elif (text := socketio_event(namespace, event, args)) is not None:
-            await self.server.to_engineio(eio_sid, text)
-        else:
-            await self.server._send_packet(eio_sid, self.server.packet_class(
-                packet.EVENT, namespace=namespace, data=[event, *args]))
-        if self.metrics is not None:
-            self.metrics.delivered(namespace, event, 1)
-
-    async def deliver(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
-        """Hand one event to every local participant of a room, encoding it at most once per wire
-        format, and only for the formats its recipients use."""
-        if namespace not in self.rooms:
-            return
+    async def deliver(self, namespace: str, participants: Iterable[tuple[str, str]], skip_sid: Any, event: str,
+                      args: list[Any]) -> None:
+        """Hand one event to each of `participants` (sid, eio_sid), encoding and framing it at most once
+        per wire format, and only for the formats its recipients use."""
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         raw_data = args[0] if len(args) == 1 else args
-        texts: dict[str, tuple[str, bytes | None]] = {}  # wire form → (text, its WebSocket frame)
-        sio_text: str | None = None
-        sio_frame = b""
-        frame: Any = None
+        encoded: dict[str, tuple[str, bytes | None] | None] = {}  # form ("": Socket.IO) → (text, frame)
+        binary: Any = None  # the packet python-socketio sends when the data holds bytes
         server = self.server
         peers, writers = server.raw_peers, server.writers
         keep = self.filters.get((namespace, event))
         delivered = 0
-        for sid, eio_sid in self.get_participants(namespace, room):
+        for sid, eio_sid in participants:
             if sid in skip or (keep is not None and not keep(sid, raw_data)):
                 continue
             delivered += 1
             peer = peers.get(eio_sid)
-            if peer is not None:
-                encoded = texts.get(peer.form)
-                if encoded is None:
-                    encoded = texts[peer.form] = framed(peer.codec.encode(event, raw_data, peer.form))
-                text, text_frame = encoded
-                if text_frame is None or not peer.write_frame(text_frame):
-                    await peer.send(text)
+            form = peer.form if peer is not None else ""
+            if form not in encoded:
+                text = peer.codec.encode(event, raw_data, form) if peer is not None else \
+                    socketio_event(namespace, event, args)
+                encoded[form] = None if text is None else framed(text)
+            message = encoded[form]
+            if message is None:  # bytes somewhere in the data: python-socketio's binary packets
+                binary = binary or server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
+                await server._send_packet(eio_sid, binary)
                 continue
-            if sio_text is None and frame is None:
-                sio_text = socketio_event(namespace, event, args)
-                if sio_text is None:  # bytes somewhere in the data: python-socketio's binary packets
-                    frame = server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args])
-                else:
-                    sio_frame = framed(sio_text)[1] or b""
-            if sio_text is not None:
-                writer = writers.get(eio_sid)
-                if writer is None or not sio_frame or not writer.write_frame(sio_frame):
-                    await server.to_engineio(eio_sid, sio_text)
-            else:
-                await server._send_packet(eio_sid, frame)
+            text, frame = message
+            writer = peer if peer is not None else writers.get(eio_sid)
+            if frame is None or writer is None or not writer.write_frame(frame):
+                await (peer.send(text) if peer is not None else server.to_engineio(eio_sid, text))
         if self.metrics is not None and delivered:
             self.metrics.delivered(namespace, event, delivered)
 
