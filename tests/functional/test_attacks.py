@@ -411,3 +411,33 @@ async def test_flood_log_is_bounded_end_to_end(tmp_path: Any) -> None:
     assert 10 <= len(closing) <= 60 and "similar lines suppressed" in app.output
     # one access line per connection, ~100 bytes each; the issue measured 880 KiB for 500 such packets
     assert len(app.output) < 60_000
+
+
+@pytest.mark.parametrize("settings_overrides", [{**LIMITED, "rate_limit_close_after": 5}])
+async def test_control_frame_flood_closes(server: Any, session: Any, raw: Any, sio: Any, caplog: Any) -> None:
+    """An unauthenticated Engine.IO socket flooding pongs, noops and WebSocket pings (frames Ponte's read loop
+    answers without a handler) is closed with 1008 once over the limit, with no traceback; the server
+    goes on serving."""
+    ws = await eio_socket(session, server)
+    for _ in range(40):
+        if ws.closed:
+            break
+        for frame in ("3", "6"):
+            await ws.send_str(frame)
+        await ws.ping()
+    assert (await eio_closed(ws))[0] == 1008
+    no_tracebacks(caplog)
+    await assert_serves(raw, sio)
+
+
+async def test_publish_refusal_flood_is_bounded(server: Any, session: Any, caplog: Any) -> None:
+    """300 publishes with a forged token write a bounded number of audit lines, never the token."""
+    caplog.set_level(logging.INFO, logger="ponte.audit")
+    forged = make_token("mallory", ("publish",)) + "x"
+    for _ in range(300):
+        async with session.post(server.make_url("/api/v1/publish"), data=b"garbage",
+                                headers={"Authorization": f"Bearer {forged}"}) as response:
+            assert response.status == 401
+    lines = audit_lines(caplog, "http_publish")
+    assert 0 < len(lines) < 60 and all(line["error_code"] == "AUTHENTICATION_ERROR" for line in lines)
+    assert forged not in caplog.text
