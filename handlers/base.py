@@ -67,7 +67,7 @@ class PonteNamespace(Namespace):
                 exc.message, {"code": exc.code, "close": exc.close or CLOSE_POLICY, "details": exc.details})
         self.gateway.connections += 1
         self.clients[sid] = client
-        self.server.admitted(sid, self.namespace, _user(client))
+        self.server.admitted(sid, self.namespace, _user(client), client.principal.sub)
         connections_log.info("connection accepted: %s %s user=%s", self.namespace, client.transport, _who(client))
         if self.gateway.metrics is not None:
             self.gateway.metrics.connected(self.namespace, client.transport, _user(client))

@@ -68,7 +68,7 @@ class PonteServer(socketio.AsyncServer):
         self._send_limit = self.manager.send_queue_limit
         self.writers: dict[str, SocketWriter] = {}  # Engine.IO sockets on a WebSocket, written by Ponte
         self.codecs: dict[str, Codec] = {}  # namespace → the protocol it speaks (its events and errors)
-        self.users: dict[str, str | None] = {}  # sid → the user of a connected client (None: anonymous)
+        self.users: dict[str, str | None] = {}  # sid → who a connected client is, for audit lines
         # One concurrency model for every transport: a connection's events run one at a time, in order
         # (see `dispatch`); python-socketio and python-engineio would start a task per message.
         self.async_handlers = self.eio.async_handlers = False
@@ -273,13 +273,14 @@ class PonteServer(socketio.AsyncServer):
             # (ping interval + ping timeout), and the client's disconnect waits for that poll.
             sock.queue.put_nowait(None)
 
-    def admitted(self, sid: str, namespace: str, user: str | None) -> None:
+    def admitted(self, sid: str, namespace: str, user: str | None, audit_id: str | None = None) -> None:
         """A client has connected a namespace: its socket is no longer unconnected, and from now on
-        it shares its user's rate limit (anonymous clients keep their own)."""
+        it shares its user's rate limit (anonymous clients keep their own); `audit_id` names it in
+        audit lines (an anonymous client's own id; its user's by default)."""
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
         if eio_sid is None:
             return
-        self.users[sid] = user
+        self.users[sid] = audit_id or user
         self.unconnected.pop(eio_sid, None)
         peer = self.raw_peers.get(eio_sid)
         guard = peer.guard if peer is not None else self.guards.get(eio_sid)

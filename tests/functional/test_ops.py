@@ -203,3 +203,16 @@ async def accepts_connections(base: str) -> bool:
                 return response.status > 0
         except aiohttp.ClientError:
             return False
+
+
+async def test_anonymous_actions_are_audited_by_their_own_id(server: Any, raw: Any,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """An anonymous chat client's action is audited under its own anonymous id, not as nobody."""
+    caplog.set_level(logging.INFO, logger="ponte.audit")
+    ws = await raw("/api/v1/ws/chat/s-audit")
+    await ws.send({"type": "subscribe", "data": {"investigation_id": "INV-2026-0000000000000000"}})
+    await ws.recv_kind("error")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ponte.audit"]
+    actions = [line for line in lines if line["event"] == "websocket_message"]
+    assert [line["message"]["event"] for line in actions] == ["subscribe"]
+    assert actions[0]["user_id"].startswith("anon:")
