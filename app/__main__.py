@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import logs
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
-from .factory import create_app, freeze_heap_after_start
+from .factory import create_app, freeze_heap_after_start, new_event_loop
 from .settings import Settings, SettingsError, documented, from_env
 
 log = logging.getLogger("ponte")
@@ -82,16 +82,18 @@ def serve(settings: Settings) -> None:
                     settings.dev_secret_path)
     listening = False
 
+    loop = new_event_loop(settings.event_loop)
+
     def running(text: str) -> None:
         nonlocal listening
         listening = True
-        log.info(" ".join(text.split()))
+        log.info("%s (event loop: %s)", " ".join(text.split()), type(loop).__module__.split(".")[0])
 
     try:
         app = create_app(settings)
         freeze_heap_after_start(app)
         web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5,
-                    access_log_class=logs.AccessLogger, print=running)
+                    access_log_class=logs.AccessLogger, print=running, loop=loop)
     except Exception as exc:
         if listening:
             raise

@@ -43,7 +43,7 @@ from .prefs import MemoryPreferenceStore, RedisPreferenceStore
 from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
 from .records import MemoryRecordStore, RedisRecordStore
 from .transport.redis import RedisFanoutManager, connect
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .tasks import stop, stop_if_cancelled
 from .transport.manager import FanoutManager
 from .transport.server import PonteServer
@@ -157,6 +157,19 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     await stop(tasks)
     if isinstance(sio.manager, RedisFanoutManager):
         await sio.manager.close()
+
+
+def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """The loop a serving process runs on (EVENT_LOOP): uvloop when chosen or, for auto, when installed."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SettingsError("EVENT_LOOP=uvloop but uvloop is not installed (pip install uvloop)") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def freeze_heap_after_start(app: web.Application) -> None:

@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--gc-stats", action="store_true", help="serve GET /bench/gc (bench/diagnostics.py)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="serve GET /bench/tracemalloc (bench/diagnostics.py)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as Ponte does by default")
     args = parser.parse_args()
     raise_nofile()
     stop_when_orphaned(args.max_seconds)
@@ -87,7 +88,11 @@ def main() -> None:
     if args.gc_stats or args.tracemalloc:  # bench/diagnostics.py
         import diagnostics
         diagnostics.install(app, args.gc_stats, args.tracemalloc)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=4096)
+    loop = None
+    if args.uvloop:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=4096, loop=loop)
 
 
 if __name__ == "__main__":

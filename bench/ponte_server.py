@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aiohttp import web  # noqa: E402
 
 from app import Settings, create_app  # noqa: E402
-from app.factory import SIO_KEY, freeze_heap_after_start  # noqa: E402
+from app.factory import SIO_KEY, freeze_heap_after_start, new_event_loop  # noqa: E402
 from common import EVENT, HEARTBEAT, NAMESPACE, ROOM, SECRET, raise_nofile  # noqa: E402
 from lifetime import stop_when_orphaned  # noqa: E402
 
@@ -68,7 +68,8 @@ def main() -> None:
     if args.gc_stats or args.tracemalloc:  # bench/diagnostics.py
         import diagnostics
         diagnostics.install(app, args.gc_stats, args.tracemalloc)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=4096)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=4096,
+                loop=new_event_loop(os.environ.get("EVENT_LOOP", "auto")))  # as `python -m app` runs
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import socketio
 
 from app import Settings, create_app
 from app.audit import AUDIT
+from app.factory import new_event_loop
 from app.keys import SIO_KEY
 from app.logs import LogBudget
 from app.auth import USER_SCOPES
@@ -35,6 +36,13 @@ C-4,Prefeitura X,Fornecedora D,Notebook,informática,4600,2025-05-11,1
 C-5,Prefeitura X,Fornecedora E,Notebook,informática,4550,2025-06-20,1
 C-6,Prefeitura X,Fornecedora F,Notebook,informática,19000,2025-07-04,1
 """
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Every async test runs on the loop `python -m app` runs on: EVENT_LOOP, by default uvloop where it is
+    installed (it always is under CI, where a missing uvloop fails here rather than testing asyncio)."""
+    choice = os.environ.get("EVENT_LOOP", "uvloop" if os.environ.get("CI") == "true" else "auto")
+    return {"loop": lambda: new_event_loop(choice)}
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from conftest import SECRET
+from conftest import SECRET, TIMEOUT, make_token, served_app
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -104,3 +105,15 @@ def test_short_development_secret_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "dev-jwt-secret").write_text("abc")
     line = one_line_failure(run_app("token", "--sub", "alice", JWT_SECRET="", PONTE_HOME=str(tmp_path)))
     assert str(tmp_path / "dev-jwt-secret") in line and "delete it" in line and "abc" not in line
+
+
+@pytest.mark.parametrize("choice,loop", [("auto", "uvloop"), ("asyncio", "asyncio")])
+async def test_event_loop_setting(tmp_path: Path, choice: str, loop: str) -> None:
+    """EVENT_LOOP=auto serves on uvloop (a dependency wherever it builds), asyncio when asked; the start-up
+    line names it, and a client is served on either."""
+    async with served_app(tmp_path, EVENT_LOOP=choice) as app, aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{app.base}/ws?token={make_token('alice')}") as ws:
+            await ws.send_json({"event": "SESSAO_PING", "data": {"request_id": "r1"}})
+            pong = await ws.receive_json(timeout=TIMEOUT)
+    assert pong["event"] == "SESSAO_PONG", pong
+    assert f"(event loop: {loop})" in app.output, app.output

@@ -137,7 +137,8 @@ async def test_cancel_releases_everything(server: Any, raw: Any, blog_site: Blog
     ws = await raw("/ws", make_token("alice"))
     blog_site.hold.clear()
     execution_id = await started(ws, blog_site.url)
-    await blog_site.next_request("/cafe/")
+    # every request the crawl may have in flight is held at the site: none is on its way when it is cancelled
+    await blog_site.holding(server.app[GATEWAY_KEY].settings.crawl_concurrency)
     await ws.send(control("EXECUCAO_CANCELAR", execution_id))
     assert (await ws.recv_kind("EXECUCAO_CANCELADA"))["data"]["status"] == "cancelada"
     service = server.app[GATEWAY_KEY].services["executions"]
