@@ -4,6 +4,8 @@ An execution runs on the instance that started it. Its record (owner, state, pro
 kept in the record store, so that any instance can answer for it: a control request that reaches
 another instance travels to the running one as an `execution` control message, and the running one
 answers the requester's sid through the manager. Events go to `execution:{id}` and `user:{owner}`.
+MAX_EXECUTIONS_PER_USER holds across instances: each run holds one of its owner's slots, claims in the
+record store; MAX_EXECUTIONS is this instance's.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Run:
     keywords: int = 0
     estimated: float | None = None
     saved: float = 0.0
+    slot: str | None = None  # the owner's execution slot it holds (app.records claim)
 
 
 class ExecutionService:
@@ -82,15 +85,12 @@ class ExecutionService:
     async def start(self, owner: str, config: dict[str, Any], origin: str) -> Run:
         """Check the URL and the limits, then start an execution in the background."""
         self._hook()
-        mine = sum(run.owner == owner for run in self.runs.values())
-        if mine >= self.settings.max_executions_per_user:
-            raise PonteError(RATE_LIMIT_ERROR, "Limite de execuções simultâneas por usuário atingido",
-                             {"limite": self.settings.max_executions_per_user, "ativas": mine})
         if len(self.runs) >= self.settings.max_executions:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de execuções simultâneas do servidor atingido",
                              {"limite": self.settings.max_executions, "ativas": len(self.runs)})
         await self._check_url(config["blog_url"])
         run = Run(f"exec_{uuid.uuid4().hex[:12]}", owner, config, origin)
+        run.slot = await self._take_slot(owner)
         run.gate.set()
         self.runs[run.id] = run
         await self._save(run, force=True)
@@ -112,6 +112,32 @@ class ExecutionService:
             raise _impossible(action, record["status"])
         await self.sio.share(CONTROL, {"id": execution_id, "action": action, "sid": requester,
                                        "request_id": request_id})
+
+    async def _take_slot(self, owner: str) -> str | None:
+        """One of the user's MAX_EXECUTIONS_PER_USER slots, claimed in the record store so that the limit
+        holds on every instance (a slot of a lost instance frees itself after STALE_AFTER). None: the store
+        is unavailable and only this instance's executions are counted."""
+        limit = self.settings.max_executions_per_user
+        try:
+            for index in range(limit):
+                if await self.records.claim(slot_key(owner, index), STALE_AFTER):
+                    return slot_key(owner, index)
+        except RecordStoreError as exc:
+            log.warning("execution limit for a user not shared: %s", exc)
+            mine = sum(run.owner == owner for run in self.runs.values())
+            if mine < limit:
+                return None
+        raise PonteError(RATE_LIMIT_ERROR, "Limite de execuções simultâneas por usuário atingido",
+                         {"limite": limit, "ativas": limit})
+
+    async def _free_slot(self, run: Run) -> None:
+        """Give the run's slot back, once (a slot given back twice could free another run's)."""
+        slot, run.slot = run.slot, None
+        if slot is not None:
+            try:
+                await self.records.release(slot)
+            except RecordStoreError as exc:
+                log.warning("execution slot not released (it expires by itself): %s", exc)
 
     async def record(self, execution_id: str, sub: str, admin: bool) -> dict[str, Any]:
         """The stored record of an execution its owner (or an admin) asks about."""
@@ -173,6 +199,7 @@ class ExecutionService:
             await self._fail(run, SYSTEM_ERROR, "erro interno durante a execução", {})
         finally:
             self.runs.pop(run.id, None)
+            await self._free_slot(run)
 
     async def _event(self, run: Run, event: RunEvent) -> None:
         if isinstance(event, PageDone):
@@ -224,6 +251,7 @@ class ExecutionService:
         elif run.task is not None:
             run.task.cancel()
             self.runs.pop(run.id, None)
+            await self._free_slot(run)
         await self._save(run, force=True)
         await self.emit(run, event, answering({"execucao_id": run.id, "status": status}, request_id), also=requester)
 
@@ -269,6 +297,11 @@ class ExecutionService:
         for run in list(self.runs.values()):
             if time.monotonic() - run.saved > TOUCH_EVERY:
                 await self._save(run, force=True)
+            if run.slot is not None:
+                try:
+                    await self.records.renew(run.slot, STALE_AFTER)
+                except RecordStoreError as exc:
+                    log.warning("execution slot not renewed: %s", exc)
 
     async def _check_url(self, url: str) -> None:
         async with Crawler(CrawlLimits(), self.settings.allow_private_urls) as crawler:
@@ -290,6 +323,10 @@ class ExecutionService:
         if not self._hooked:
             self.sio.on_share(CONTROL, self._on_control)
             self._hooked = True
+
+
+def slot_key(owner: str, index: int) -> str:
+    return f"execution-slot:{owner}:{index}"
 
 
 def warm_up() -> None:

@@ -25,7 +25,7 @@ from engines.agents import language
 from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
-from . import downloads, investigations_api, publish
+from . import downloads, investigations_api, presence_api, publish
 from .audit import AUDIT
 from .auth import TokenVerifier
 from .gateway import Gateway
@@ -40,8 +40,10 @@ from .limits import SYNC_EVERY, UserLimits
 from . import http_guard
 from .metrics import Metrics
 from .prefs import MemoryPreferenceStore, RedisPreferenceStore
+from .presence import Presence
 from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
 from .records import MemoryRecordStore, RedisRecordStore
+from .transport.history import History, RedisHistory
 from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings, SettingsError
 from .tasks import stop, stop_if_cancelled
@@ -86,14 +88,20 @@ def create_app(settings: Settings) -> web.Application:
     gateway.services["executions"] = ExecutionService(sio, settings, records)
     gateway.services["investigations"] = InvestigationService(sio, settings, records)
     gateway.services["agents"] = build_router(None, None, None, None, None)  # until the HTTP session exists
+    presence = Presence(lambda namespace, sid: sio.namespace_handlers[namespace].clients.get(sid),
+                        sio.manager.redis if isinstance(sio.manager, RedisFanoutManager) else None)
+    sio.manager.watchers.append(presence.watch)
+    gateway.services["presence"] = presence
     for path, (namespace_class, codec) in NAMESPACES.items():
         sio.register(namespace_class(path, gateway), codec)
     RawBridge(sio, settings).add_routes(app, ENDPOINTS)
     publish.add_routes(app)
     downloads.add_routes(app)
     investigations_api.add_routes(app)
+    presence_api.add_routes(app)
     ops.add_routes(app, sio, metrics)
     app.cleanup_ctx.append(background_tasks)
+    app.cleanup_ctx.append(presence.running)  # after: stopped first, while Redis is still open
     app.on_shutdown.append(close_clients)
     return app
 
@@ -102,7 +110,7 @@ def build_sio(settings: Settings) -> PonteServer:
     """The Socket.IO server, with Engine.IO limits taken from the settings."""
     manager = build_manager(settings)
     redis = manager.redis if isinstance(manager, RedisFanoutManager) else None
-    return PonteServer(
+    server = PonteServer(
         async_mode="aiohttp",
         namespaces=list(NAMESPACES),  # not "/": it has no handlers and no authentication
         client_manager=manager,
@@ -116,14 +124,24 @@ def build_sio(settings: Settings) -> PonteServer:
         limits=UserLimits(settings.rate_limit_per_second, settings.rate_limit_burst, redis),
         connect_timeout=settings.connect_timeout,
     )
+    server.socketio_offsets = settings.socketio_offsets
+    return server
 
 
 def build_manager(settings: Settings) -> FanoutManager:
-    """In memory alone; through Redis when REDIS_URL is set."""
+    """In memory alone; through Redis when REDIS_URL is set. Either keeps the history of events to rooms
+    (HISTORY_SIZE of them per namespace) where reconnecting clients find what they missed."""
     if not settings.redis_url:
-        return FanoutManager(settings.send_queue_limit)
-    client = connect(settings.redis_url, settings.redis_tls_verify)
-    return RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
+        manager = FanoutManager(settings.send_queue_limit)
+        if settings.history_size:
+            manager.history = History(settings.history_size, settings.recovery_window)
+        return manager
+    client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size)
+    manager = RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
+    if settings.history_size:
+        manager.history = RedisHistory(client, settings.redis_channel, settings.history_size,
+                                       settings.recovery_window)
+    return manager
 
 
 def known_events() -> set[str]:
@@ -143,6 +161,11 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
                                       settings.agent_backend_url, http)
     language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
     sio.start()
+    history = sio.manager.history
+    if history is not None:
+        history.start()
+        if history.shared:
+            sio.manager.watchers.append(sio.room_changed)
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
@@ -150,11 +173,14 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(settings.alert_interval, AlertMonitor(sio.namespace_handlers["/omni"]).check)),
              asyncio.create_task(every(TOUCH_EVERY, executions.touch)),
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
-             asyncio.create_task(every(SYNC_EVERY, sio.limits.sync))]
+             asyncio.create_task(every(SYNC_EVERY, sio.limits.sync)),
+             asyncio.create_task(every(settings.recovery_window / 3, sio.refresh_sessions))]
     yield
     await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
     await http.close()
     await stop(tasks)
+    if history is not None:
+        await history.close()
     if isinstance(sio.manager, RedisFanoutManager):
         await sio.manager.close()
 
@@ -212,7 +238,7 @@ async def heartbeat(sio: PonteServer) -> None:
 
 async def close_clients(app: web.Application) -> None:
     """On shutdown (SIGTERM), with the listener already closed: mark the instance as draining,
-    tell every client to reconnect (raw: close 1012; Socket.IO: the transport closes, which its
+    tell every client to reconnect (raw: close 1012; Socket.IO: the transport is lost, which its
     clients answer by reconnecting), let in-flight handlers finish, all within DRAIN_SECONDS, and
     log what was closed."""
     sio = app[SIO_KEY]
@@ -220,10 +246,12 @@ async def close_clients(app: web.Application) -> None:
     started = time.monotonic()
     log.info("draining: closing %d raw and %d Socket.IO connections", *sio.connection_counts())
     raw = sio.close_raw(CLOSE_SERVICE_RESTART, "server restarting: please reconnect")
-    # Each Socket.IO transport ends now (a WebSocket with its close code, a pending long poll with
-    # Engine.IO's close packet), rather than through Engine.IO's close, which waits for every
-    # socket's queue to be read by its client: one that stopped polling never reads it.
-    sockets, polling = await sio.close_sockets(CLOSE_SERVICE_RESTART, "server restarting", DRAIN_SECONDS)
+    # Each Socket.IO transport ends now, with neither Socket.IO's DISCONNECT (final to every client) nor
+    # Engine.IO's close packet (final to python-socketio's): a WebSocket with its close code, a polling
+    # session by answering its pending poll with a NOOP and refusing the next (no such session). To the
+    # client that is a transport loss, and it reconnects; on_disconnect gets "server shutting down".
+    sockets, polling = await sio.close_sockets(CLOSE_SERVICE_RESTART, "server restarting", DRAIN_SECONDS,
+                                               "server shutting down")
     pending = [task for ns in sio.namespace_handlers.values() for task in getattr(ns, "_tasks", ())]
     if pending:
         await asyncio.wait(pending, timeout=max(0.0, started + DRAIN_SECONDS - time.monotonic()))

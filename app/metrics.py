@@ -29,6 +29,9 @@ class Metrics:
         self.rate_limited = Counter("ponte_rate_limited", "Messages refused by the rate limit", registry=r)
         self.publish_failures = Counter("ponte_publish_failures", "Messages that could not be published to Redis",
                                         registry=r)
+        self.recoveries = Counter("ponte_recoveries", "Clients that came back with a pid and an offset, by whether "
+                                  "they got their session and missed events back", ["namespace", "outcome"],
+                                  registry=r)
         self.redis_up = Gauge("ponte_redis_up", "1 while subscribed to Redis (when REDIS_URL is set)", registry=r)
         self.handled = 0  # running totals for the monitoring stream
         self.handled_seconds = 0.0

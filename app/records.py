@@ -35,8 +35,17 @@ class RecordStore(abc.ABC):
         """Replace the document; raise RecordStoreError if it cannot be kept."""
 
     @abc.abstractmethod
+    async def put_new(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        """Store the document only if there is none: True if this call stored it (first writer wins,
+        on every instance)."""
+
+    @abc.abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:
         """Take `key` for at most `seconds` if nobody holds it: a lock shared by every instance."""
+
+    @abc.abstractmethod
+    async def renew(self, key: str, seconds: float) -> None:
+        """Hold a claimed `key` for `seconds` more (its holder's keep-alive)."""
 
     @abc.abstractmethod
     async def release(self, key: str) -> None:
@@ -65,6 +74,12 @@ class MemoryRecordStore(RecordStore):
         while len(docs) > self.max_records:
             del docs[next(iter(docs))]
 
+    async def put_new(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        if await self.get(kind, key) is not None:
+            return False
+        await self.put(kind, key, doc)
+        return True
+
     async def claim(self, key: str, seconds: float) -> bool:
         now = time.monotonic()
         if self._claims.get(key, 0.0) > now:
@@ -73,6 +88,9 @@ class MemoryRecordStore(RecordStore):
         if len(self._claims) > self.max_records:  # forget expired claims
             self._claims = {k: until for k, until in self._claims.items() if until > now}
         return True
+
+    async def renew(self, key: str, seconds: float) -> None:
+        self._claims[key] = time.monotonic() + seconds
 
     async def release(self, key: str) -> None:
         self._claims.pop(key, None)
@@ -94,9 +112,16 @@ class RedisRecordStore(RecordStore):
     async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self._call(self.client.set, f"{self.prefix}{kind}:{key}", json.dumps(doc), ex=int(self.ttl))
 
+    async def put_new(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        return bool(await self._call(self.client.set, f"{self.prefix}{kind}:{key}", json.dumps(doc), nx=True,
+                                     ex=int(self.ttl)))
+
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._call(self.client.set, f"{self.prefix}claim:{key}", "1", nx=True,
                                      px=max(1, int(seconds * 1000))))
+
+    async def renew(self, key: str, seconds: float) -> None:
+        await self._call(self.client.set, f"{self.prefix}claim:{key}", "1", px=max(1, int(seconds * 1000)))
 
     async def release(self, key: str) -> None:
         await self._call(self.client.delete, f"{self.prefix}claim:{key}")

@@ -69,10 +69,24 @@ class Settings(BaseModel):
     typing_debounce: float = Field(2.0, ge=0, description="seconds during which a repeated typing state is dropped")
     send_queue_limit: int = Field(
         1024, ge=16, description="messages queued for a slow client before it is disconnected")
+    history_size: int = Field(
+        1000, ge=0, le=1_000_000, description="events to rooms kept per namespace for reconnecting clients "
+                                              "(0: no connection-state recovery)")
+    recovery_window: float = Field(
+        120.0, gt=0, le=86400, description="seconds a client that lost its connection may come back and get "
+                                           "what it missed")
+    socketio_offsets: bool = Field(
+        False, description="every event to rooms carries its offset as a last argument for Socket.IO clients, "
+                           "so the official client (4.6+) recovers with no code; a client may say "
+                           "otherwise with auth.offsets (off: a python-socketio handler would get one "
+                           "argument more)")
     redis_url: str | None = Field(
         None, pattern=r"^(redis|rediss|redis\+sentinel|unix)://",
         description="redis://, rediss:// or redis+sentinel://host:port[,host:port]/db/service: every instance "
                     "behind it behaves as one")
+    redis_pool_size: int = Field(
+        32, ge=2, le=1000, description="connections to Redis per instance; a burst waits for one (up to 5 s) "
+                                       "rather than failing")
     redis_tls_verify: bool = Field(
         True, description="false accepts a managed Redis's self-signed certificate (Heroku Redis)")
     redis_channel: str = Field(

@@ -15,7 +15,7 @@ from app.errors import (AUTHENTICATION_ERROR, CLOSE_OVERLOADED, CLOSE_POLICY, NO
                         PERMISSION_ERROR, SERVER_OVERLOADED, SYSTEM_ERROR, VALIDATION_ERROR,
                         PonteError)
 from app.gateway import Gateway
-from app.transport.namespace import Namespace, Refused
+from app.transport.namespace import Namespace, Recovery, Refused
 
 log = logging.getLogger("ponte.handlers")
 connections_log = logging.getLogger("ponte.connections")  # one line per connection accepted, one per closed
@@ -73,12 +73,11 @@ class PonteNamespace(Namespace):
             self.gateway.metrics.connected(self.namespace, client.transport, _user(client))
         if not client.principal.anonymous:
             await self.enter_room(sid, f"user:{client.principal.sub}")  # what backends publish to
-        await self.joined(sid, client)
-        self.spawn(self.welcome(sid, client))  # after python-socketio has confirmed the connect
+        await self.joined(sid, client)  # then the transport confirms the connect and calls `greet`
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         client = self.clients.pop(sid, None)
-        self.server.departed(sid)
+        self.server.departed(sid, self.namespace)
         if client is not None:
             self.gateway.connections -= 1
             connections_log.info("connection closed: %s %s user=%s (%s) after %.2fs", self.namespace, client.transport,
@@ -99,6 +98,21 @@ class PonteNamespace(Namespace):
         except AuthError as exc:
             raise PonteError(AUTHENTICATION_ERROR, exc.message, exc.details) from None
 
+    def identify(self, environ: dict[str, Any], auth: Any) -> str | None:
+        """Who a client coming back for its session is: its token's user, None without a token where
+        tokens are optional; an invalid token raises (no session goes back to it)."""
+        principal = self._handshake(environ["aiohttp.request"], auth if isinstance(auth, dict) else {}).principal
+        return None if principal.anonymous else principal.sub
+
+    def identity(self, sid: str) -> str | None:
+        client = self.clients.get(sid)
+        return None if client is None or client.principal.anonymous else client.principal.sub
+
+    async def greet(self, sid: str, recovery: Recovery | None) -> None:
+        client = self.clients.get(sid)
+        if client is not None:
+            await self.welcome(sid, client, recovery)
+
     def anonymous(self) -> Principal:
         """The principal of a client without a token (only where auth is optional)."""
         return Principal.anonymous_one()
@@ -109,8 +123,17 @@ class PonteNamespace(Namespace):
     async def joined(self, sid: str, client: Client) -> None:
         """Join the rooms a new client belongs in (hook)."""
 
-    async def welcome(self, sid: str, client: Client) -> None:
-        """Greet a newly connected client (hook)."""
+    async def welcome(self, sid: str, client: Client, recovery: Recovery | None) -> None:
+        """Greet a newly connected client (hook): its first message; the events it missed follow."""
+
+    async def first_message(self, sid: str, client: Client, recovery: Recovery | None, event: str,
+                            data: dict[str, Any]) -> None:
+        """A connection's first message; to a raw client with its `recovery` and the offset it stands at
+        (its `since` when it comes back) at the top of the envelope. A Socket.IO client has its pid from
+        the CONNECT answer."""
+        if recovery is not None and client.transport == "raw":
+            return await self.hello(sid, event, data, recovery)
+        await self.emit(event, data, to=sid)
 
     async def left(self, sid: str, client: Client) -> None:
         """Clean up after a client (hook)."""

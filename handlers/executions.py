@@ -55,7 +55,7 @@ class ExecutionHandlers(PonteNamespace):
         else:
             record = await service.record(data.execucao_id, principal.sub, principal.allows("admin"))
             event, payload = final_event(record)
-        await self.enter_room(sid, f"execution:{data.execucao_id}")
+        await self.follow(sid, f"execution:{data.execucao_id}")  # what was sent to it first, if still held
         await self.emit(event, payload, to=sid)
 
     async def _control(self, action: str, sid: str, client: Client, data: Any) -> None:

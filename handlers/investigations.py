@@ -8,6 +8,8 @@ from __future__ import annotations
 from app.investigations import checked_id, not_found, visible
 from schemas import cidadao
 
+from app.transport.namespace import Recovery
+
 from .base import Client, PonteNamespace
 from .chat import snapshot
 from .session import CidadaoSession
@@ -30,12 +32,15 @@ class InvestigationsNamespace(CidadaoSession, PonteNamespace):
         if doc is None or not visible(doc, client.principal, client.params["session_id"] or None):
             raise not_found()
 
-    async def joined(self, sid: str, client: Client) -> None:
-        await self.enter_room(sid, f"investigation:{client.params['investigation_id']}")
-
-    async def welcome(self, sid: str, client: Client) -> None:
+    async def welcome(self, sid: str, client: Client, recovery: Recovery | None) -> None:
+        """`connection`; then, unless it got its session back (its missed events follow instead), what was
+        sent to the investigation's room and is still held, and where the investigation stands now."""
         inv_id = client.params["investigation_id"]
-        await self.emit("connection", {"status": "connected", "investigation_id": inv_id, "message": WELCOME}, to=sid)
+        await self.first_message(sid, client, recovery, "connection", {
+            "status": "connected", "investigation_id": inv_id, "message": WELCOME})
+        if recovery is not None and recovery.recovered:
+            return
+        await self.follow(sid, f"investigation:{inv_id}")
         doc = await self.gateway.services["investigations"].get(inv_id)
         if doc is not None:  # a client that connects late learns where the investigation stands
             await self.emit("investigation_progress", snapshot(doc), to=sid)

@@ -164,6 +164,30 @@ class Heartbeat(Outbound):
     server_time: str
 
 
+class PresenceChange(Outbound):
+    """`presence` (Ponte's extension): someone joined or left the chat session; `count` is the session's
+    connections on every instance, absent when Redis cannot say."""
+
+    session_id: str
+    action: Literal["joined", "left"]
+    user: str | None  # the token's sub; None for an anonymous client
+    count: int | None = Field(default=None, ge=0)
+
+
+class HistoryMessage(Outbound):
+    """One message of a chat session's history."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class History(Outbound):
+    """`history` (Ponte's extension): a joining client gets the session's recent messages, oldest first."""
+
+    session_id: str
+    messages: list[HistoryMessage]
+
+
 class Error(Outbound):
     """`error`: a request or connection level error."""
 
@@ -185,4 +209,6 @@ OUTBOUND: dict[str, type[BaseModel]] = {
     "pong": Pong,
     "heartbeat": Heartbeat,
     "error": Error,
+    "presence": PresenceChange,
+    "history": History,
 }

@@ -306,6 +306,13 @@ class SessaoPong(Outbound):
     server_time: str
 
 
+class SessaoConectada(Outbound):
+    """SESSAO_CONECTADA (extension): the first message of a raw /ws connection. Its envelope also carries
+    `offset` (where the client stands) and `recovery` ({pid, recovered, missed[, resync]})."""
+
+    user_id: str
+
+
 class Pong(Outbound):
     """Type-form `pong`: answer to `ping` / `heartbeat`."""
 
@@ -339,6 +346,7 @@ OUTBOUND: dict[str, type[BaseModel]] = {
     "MONITORAMENTO_CONFIRMADO": MonitoramentoConfirmado,
     "SISTEMA_ALERTA": SistemaAlerta,
     "SESSAO_PONG": SessaoPong,
+    "SESSAO_CONECTADA": SessaoConectada,
     "pong": Pong,
     "ERRO": Erro,
 }

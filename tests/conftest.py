@@ -58,13 +58,20 @@ def make_token(sub: str = "alice", scopes: tuple[str, ...] = USER_SCOPES, ttl: f
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm)
 
 
+def documented(message: dict[str, Any]) -> set[str]:
+    """A raw message's envelope keys but those connection-state recovery adds: `offset` (an event sent to
+    a room) and `recovery` (a connection's first message), each checked for its type."""
+    assert isinstance(message.get("offset", ""), str) and isinstance(message.get("recovery", {}), dict), message
+    return set(message) - {"offset", "recovery"}
+
+
 def error_parts(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """Code, message and details of an error envelope in either protocol's shape."""
     kind, data = message.get("event", message.get("type")), message["data"]
     if "codigo" in data:  # Omni's ERRO, in whichever envelope form the client used
         assert kind == "ERRO" and data["recomendacao"], message
         return data["codigo"], data["mensagem"], data["detalhes"]
-    assert kind == "error" and set(message) == {"type", "data", "timestamp", "id"}, message
+    assert kind == "error" and documented(message) == {"type", "data", "timestamp", "id"}, message
     return data["code"], data["message"], data.get("details") or {}
 
 
@@ -94,15 +101,23 @@ class RawClient:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
+        self.hello: dict[str, Any] | None = None  # /ws's first message, SESSAO_CONECTADA (recovery)
 
     async def send(self, message: Any) -> None:
         await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next text message, parsed."""
-        msg = await self.ws.receive(timeout=timeout)
-        assert msg.type is aiohttp.WSMsgType.TEXT, f"expected text, got {msg.type} {msg.data!r} {msg.extra!r}"
-        return json.loads(msg.data)
+        """The next text message, parsed; /ws's first message (SESSAO_CONECTADA, checked: pid, recovery
+        and offset) is kept in `hello` rather than returned."""
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            assert msg.type is aiohttp.WSMsgType.TEXT, f"expected text, got {msg.type} {msg.data!r} {msg.extra!r}"
+            message = json.loads(msg.data)
+            if self.hello is None and message.get("event", message.get("type")) == "SESSAO_CONECTADA":
+                assert message["recovery"]["pid"] and message["offset"], message
+                self.hello = message
+                continue
+            return message  # type: ignore[no-any-return]
 
     async def recv_kind(self, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
         """The next message whose `event` or `type` is `kind`, skipping others (heartbeats)."""
@@ -111,6 +126,12 @@ class RawClient:
             message = await self.recv(max(0.01, deadline - time.monotonic()))
             if message.get("event", message.get("type")) == kind:
                 return message
+
+    async def snapshot(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next `investigation_progress` snapshot: a late follower gets the room's earlier events first."""
+        while (message := await self.recv_kind("investigation_progress", timeout))["data"]["update_type"] != "snapshot":
+            pass
+        return message
 
     async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str]:
         """Wait for the server to close; the close code and reason."""

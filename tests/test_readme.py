@@ -161,6 +161,7 @@ async def test_publishing_example_delivers(served: dict[str, str], index: int) -
     headers = {"Authorization": f"Bearer {make_token('alice', key=SECRET)}"}
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"{served['PONTE_URL']}/ws", headers=headers) as ws:
+            assert (await ws.receive_json(timeout=10))["event"] == "SESSAO_CONECTADA"
             await ws.send_json({"event": "SESSAO_PING", "data": {"request_id": "ready"}})
             assert (await ws.receive_json(timeout=10))["event"] == "SESSAO_PONG"
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", example, env=served,

@@ -1,13 +1,19 @@
 """The client manager behind every emit: rooms hold Socket.IO and raw-WebSocket clients alike."""
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
 
 import socketio
+from bidict import ValueDuplicationError
 from socketio import packet
 
+from .history import Entry, History, stream_order
 from .writer import text_frame
+
+RECENT = 4096  # entries delivered here lately, per namespace: what a connecting client may have missed meanwhile
 
 
 class FanoutManager(socketio.AsyncManager):
@@ -24,29 +30,66 @@ class FanoutManager(socketio.AsyncManager):
         # name → handler(payload): control messages shared by every instance (see `share`)
         self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         self.metrics: Any = None
+        # watch(namespace, sid, room, entered): every room a client enters or leaves, its own sid room
+        # and python-socketio's None room aside (presence keeps its index with one)
+        self.watchers: list[Callable[[str, str, Any, bool], None]] = []
+        # connection-state recovery (history.py); None: events to rooms carry no offset and are not kept
+        self.history: History | None = None
+        self.recent: dict[str, deque[Entry]] = {}  # namespace → entries delivered here lately, in order
+        self.frontier: dict[str, str] = {}  # namespace → the offset of the last entry delivered here
+        self.floor: dict[str, str] = {}  # namespace → the offset just before `recent`'s first entry
+        self.advanced = asyncio.Event()  # set whenever a frontier moves (Redis: read back from the stream)
+        # sid → the offset it stands at, while it is being connected (or follows a room): room events
+        # wait for its replay, which brings them in order
+        self.recovering: dict[str, str] = {}
+        self.with_offsets: set[str] = set()  # Socket.IO clients whose events carry their offset last
 
     async def share(self, name: str, payload: dict[str, Any]) -> None:
         """Tell every instance (here: only this one) about a change, through `controls[name]`."""
         await self.controls[name](payload)
+
+    async def pre_connect(self, eio_sid: str, namespace: str, sid: str | None = None) -> str | None:
+        """python-socketio's pre_connect, with the sid given when a client gets its session back."""
+        if sid is None:
+            return await super().pre_connect(eio_sid, namespace)  # type: ignore[no-any-return]
+        try:
+            self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
+        except ValueDuplicationError:  # that sid is connected again already
+            return None
+        self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)
+        self.pending_connect.setdefault(namespace, []).append(sid)
+        return sid
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         rooms = self._rooms_of.setdefault(sid, [])  # a few rooms each: a list is smaller than a set
         if room not in rooms:
             rooms.append(room)
+            if self.watchers and room is not None and room != sid:
+                self._notify(namespace, sid, room, True)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
         rooms = self._rooms_of.get(sid)
         if rooms is not None and room in rooms:
             rooms.remove(room)
+            if self.watchers and room is not None and room != sid:
+                self._notify(namespace, sid, room, False)
+
+    def _notify(self, namespace: str, sid: str, room: Any, entered: bool) -> None:
+        for watch in self.watchers:
+            watch(namespace, sid, room, entered)
 
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         return [room for room in self._rooms_of.get(sid, ()) if room is not None]
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        self.recovering.pop(sid, None)
+        self.with_offsets.discard(sid)
         for room in list(self._rooms_of.pop(sid, ())):
             super().basic_leave_room(sid, namespace, room)
+            if self.watchers and room is not None and room != sid:
+                self._notify(namespace, sid, room, False)
         self.callbacks.pop(sid, None)
         for pending in (self.pending_connect, self.pending_disconnect):
             waiting = pending.get(namespace)
@@ -64,32 +107,92 @@ class FanoutManager(socketio.AsyncManager):
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         room = to or room
         eio_sid = self.eio_sid_from_sid(room, namespace) if skip_sid is None and isinstance(room, str) else None
-        if eio_sid is not None:  # a reply to one connection: no room to walk
+        if eio_sid is not None:  # a reply to one connection: no room to walk, and not kept
             await self.deliver(namespace, ((room, eio_sid),), None, event, args)
+        elif self.history is not None:
+            await self.keep(namespace, room, skip_sid, event, args)
         elif namespace in self.rooms:
             await self.deliver(namespace, self.get_participants(namespace, room), skip_sid, event, args)
 
+    async def keep(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
+        """An event to rooms: kept in the history with its offset, then delivered here."""
+        assert self.history is not None
+        await self.deliver_entry(namespace, self.history.append(namespace, room, skip_sid, event, args))
+
+    async def deliver_entry(self, namespace: str, entry: Entry) -> None:
+        """Deliver a kept event to this instance's clients in its rooms, with its offset."""
+        recent = self.recent.get(namespace)
+        if recent is None:
+            recent = self.recent[namespace] = deque(maxlen=RECENT)
+            self.floor[namespace] = self.frontier.get(namespace, "")
+        elif len(recent) == RECENT:
+            self.floor[namespace] = recent[0].offset  # about to be dropped
+        recent.append(entry)
+        if namespace in self.rooms:
+            await self.deliver(namespace, self.get_participants(namespace, entry.room), entry.skip, entry.event,
+                               entry.args, entry.offset)
+        # only now: a client that starts following from the frontier has had this entry already (set before
+        # the delivery, one held back for its replay meanwhile would have been skipped by both)
+        self.frontier[namespace] = entry.offset
+        self.advanced.set()
+
+    def delivered_since(self, namespace: str, offset: str, strict: bool = False) -> list[Entry] | None:
+        """The entries delivered here after `offset`, oldest first; None if they are no longer all known.
+        `strict` for an offset a client brought (it may predate everything here): nothing delivered yet
+        only means nothing missed if the client stands exactly where this instance does."""
+        recent = self.recent.get(namespace)
+        if not recent:
+            return None if strict and self.frontier.get(namespace) != offset else []
+        after = stream_order(offset)
+        newer: list[Entry] = []
+        for entry in reversed(recent):
+            if stream_order(entry.offset) <= after:
+                break
+            newer.append(entry)
+        else:
+            if stream_order(self.floor.get(namespace, "")) > after:
+                return None  # the deque starts after `offset`: some in between are gone
+        newer.reverse()
+        return newer
+
+    async def caught_up(self, namespace: str, offset: str, timeout: float) -> bool:
+        """Wait until this instance has delivered the entry at `offset` (a client may come from an
+        instance that read the stream further); False after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        target = stream_order(offset)
+        while stream_order(self.frontier.get(namespace, "0-0")) < target:
+            self.advanced.clear()
+            try:
+                await asyncio.wait_for(self.advanced.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return False
+        return True
+
     async def deliver(self, namespace: str, participants: Iterable[tuple[str, str]], skip_sid: Any, event: str,
-                      args: list[Any]) -> None:
+                      args: list[Any], offset: str | None = None) -> None:
         """Hand one event to each of `participants` (sid, eio_sid), encoding and framing it at most once
-        per wire format, and only for the formats its recipients use."""
+        per wire format, and only for the formats its recipients use. A kept event (`offset`) skips the
+        clients being connected: their replay brings it, in order."""
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        held = self.recovering if offset is not None and self.recovering else None
         raw_data = args[0] if len(args) == 1 else args
-        encoded: dict[str, tuple[str, bytes | None] | None] = {}  # form ("": Socket.IO) → (text, frame)
+        # form (Socket.IO: "", or "+" with the offset as last argument) → (text, frame)
+        encoded: dict[str, tuple[str, bytes | None] | None] = {}
         binary: Any = None  # the packet python-socketio sends when the data holds bytes
         server = self.server
         peers, writers = server.raw_peers, server.writers
         keep = self.filters.get((namespace, event))
         delivered = 0
         for sid, eio_sid in participants:
-            if sid in skip or (keep is not None and not keep(sid, raw_data)):
+            if sid in skip or (held is not None and sid in held) or (keep is not None and not keep(sid, raw_data)):
                 continue
             delivered += 1
             peer = peers.get(eio_sid)
-            form = peer.form if peer is not None else ""
+            form = peer.form if peer is not None else "+" if sid in self.with_offsets else ""
             if form not in encoded:
-                text = peer.codec.encode(event, raw_data, form) if peer is not None else \
-                    socketio_event(namespace, event, args)
+                text = peer.codec.encode(event, raw_data, form, offset) if peer is not None else \
+                    socketio_event(namespace, event, [*args, offset] if form == "+" and offset else args)
                 encoded[form] = None if text is None else framed(text)
             message = encoded[form]
             if message is None:  # bytes somewhere in the data: python-socketio's binary packets

@@ -5,14 +5,19 @@ client's connection to it, whichever transport it came by. Everything a handler 
 
 - `await self.emit(event, data, to=sid)` or `room=room`: one event to a connection or a room, on
   every instance (rooms hold clients of both transports);
-- `await self.enter_room(sid, room)`, `await self.leave_room(sid, room)`, `self.rooms(sid)`,
+- `await self.enter_room(sid, room)`, `await self.follow(sid, room)` (enter, with the room's history
+  first), `await self.leave_room(sid, room)`, `self.rooms(sid)`,
   `self.participants(room)` (this instance's connections in a room);
 - `await self.send_error(sid, error, request_id)`: a `PonteError` as the namespace's protocol shows it;
 - `await self.close(sid, code, reason)`: end a connection (raw: that WebSocket close code);
 - `await self.share(name, payload)` / `self.on_share(name, control)`: run a control on every instance;
 - `self.add_filter(event, keep)`: `keep(sid, data)` decides, per recipient, who gets an event;
 - `self.spawn(coro)`: work that outlives the message (a handler runs before the connection's next
-  message is read, so anything long is spawned).
+  message is read, so anything long is spawned);
+- connection-state recovery (history.py): `identify(environ, auth)` says who a connecting client is
+  (a recovered session only goes back to its own user), `greet(sid, recovery)` sends a connection's
+  first message (raw clients: with `hello`, carrying the offset they stand at), after which the events
+  it missed follow.
 
 Handlers are called one at a time per connection, in the order its messages arrived, on both
 transports; Ponte's handler base (handlers/base.py) adds authentication, validation and scopes.
@@ -26,8 +31,9 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..errors import PonteError
+from .history import Recovery
 
-__all__ = ["Namespace", "Refused"]  # raise Refused(message, data) in on_connect to refuse a connection
+__all__ = ["Namespace", "Recovery", "Refused"]  # raise Refused(message, data) in on_connect to refuse a connection
 
 
 class Namespace(socketio.AsyncNamespace):
@@ -36,6 +42,28 @@ class Namespace(socketio.AsyncNamespace):
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def identify(self, environ: dict[str, Any], auth: Any) -> str | None:
+        """Who a connecting client is (None: anonymous); raise to say it cannot be told (no recovery)."""
+        raise LookupError("this namespace does not restore sessions")
+
+    def identity(self, sid: str) -> str | None:
+        """Who a connected client is (None: anonymous), as `identify` said when it connected."""
+        return None
+
+    async def greet(self, sid: str, recovery: Recovery | None) -> None:
+        """Send a newly connected client its first message (hook; nothing by default). `recovery` is None
+        when the server keeps no history."""
+
+    async def hello(self, sid: str, event: str, data: Any, recovery: Recovery) -> None:
+        """A raw connection's first message: `recovery` (pid, recovered, missed) and the offset it stands
+        at go at the top of its envelope, the documented fields stay as they are. (A Socket.IO client
+        has its pid from the CONNECT answer and its offsets from the events it gets.)"""
+        await self.server.hello(sid, self.namespace, event, data, recovery)
+
+    async def follow(self, sid: str, room: str) -> None:
+        """`enter_room`, plus what was sent to the room and is still held, first (a late follower)."""
+        await self.server.follow(sid, self.namespace, room)
 
     def participants(self, room: str) -> list[str]:
         """The sids of this instance's connections in `room`."""

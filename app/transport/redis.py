@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from .history import Entry, RedisHistory, entries, stream_order
 from .manager import FanoutManager
 from ..tasks import stop, stop_if_cancelled
 
@@ -45,18 +46,21 @@ class PubSubMessage(BaseModel):
     payload: dict[str, Any] | None = None  # Ponte's own control messages (`share`)
 
 
-def connect(url: str, tls_verify: bool = True, max_connections: int = 16) -> aioredis.Redis:
-    """A redis-py asyncio client for redis://, rediss:// or redis+sentinel:// URLs."""
-    options: dict[str, Any] = {"max_connections": max_connections, "health_check_interval": 5,
-                               "socket_connect_timeout": 2, "socket_keepalive": True}
+def connect(url: str, tls_verify: bool = True, max_connections: int = 32, wait: float = 5.0) -> aioredis.Redis:
+    """A redis-py asyncio client for redis://, rediss:// or redis+sentinel:// URLs, whose pool of
+    `max_connections` makes a burst wait (up to `wait` seconds) for a connection instead of failing:
+    redis-py's default pool raises "Too many connections", which under a reconnect storm lost events
+    and recoveries."""
     scheme = urlparse(url).scheme
-    if scheme == "rediss" and not tls_verify:
-        options["ssl_cert_reqs"] = ssl.CERT_NONE  # managed Redis with a self-signed certificate
     if scheme == "redis+sentinel":
         sentinels, service, kwargs = parse_redis_sentinel_url(url)
         sentinel = aioredis.Sentinel(sentinels, socket_connect_timeout=2, **kwargs)
         return sentinel.master_for(service or "mymaster", max_connections=max_connections)
-    return aioredis.Redis.from_url(url, **options)
+    options: dict[str, Any] = {"health_check_interval": 5, "socket_connect_timeout": 2, "socket_keepalive": True}
+    if scheme == "rediss" and not tls_verify:
+        options["ssl_cert_reqs"] = ssl.CERT_NONE  # managed Redis with a self-signed certificate
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait, **options)
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisFanoutManager(FanoutManager):
@@ -68,10 +72,12 @@ class RedisFanoutManager(FanoutManager):
         self.redis = client
         self.channel = channel
         self.host_id = uuid.uuid4().hex
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(outbox_limit)
+        # what goes to Redis, in order: (None, pub/sub message) or (namespace, history entry to XADD)
+        self.outbox: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue(outbox_limit)
         self.subscribed = False
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
+        self.history_gaps = 0  # times a history stream was found trimmed or lost past what was read here
         self.reconnects = 0
         self.on_lost: Callable[[int, str], None] = lambda count, why: None
         self._last_warning = 0.0
@@ -83,7 +89,8 @@ class RedisFanoutManager(FanoutManager):
 
     def initialize(self) -> None:
         super().initialize()
-        self._tasks = [asyncio.get_running_loop().create_task(job()) for job in (self._listen, self._publish_loop)]
+        jobs = [self._listen, self._publish_loop] + ([self._read_history] if self.history is not None else [])
+        self._tasks = [asyncio.get_running_loop().create_task(job()) for job in jobs]
 
     async def close(self, flush_timeout: float = 2.0) -> None:
         """Publish what is queued (for a bounded time), then stop and disconnect."""
@@ -97,6 +104,9 @@ class RedisFanoutManager(FanoutManager):
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room
+        if self.history is not None and callback is None and not self._is_local_sid(namespace, room):
+            args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+            return await self.keep(namespace, room, skip_sid, event, args)
         await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
         if kwargs.get("ignore_queue") or callback is not None or self._is_local_sid(namespace, room):
             return
@@ -109,6 +119,23 @@ class RedisFanoutManager(FanoutManager):
         await self.controls[name](payload)
         self.publish({"method": f"ponte:{name}", "payload": payload, "host_id": self.host_id})
 
+    async def keep(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
+        """An event to rooms goes into the namespace's stream; every instance, this one too, delivers it
+        when it reads it back, so all deliver the same events in the same order with the same offsets."""
+        entry = Entry("", room, skip_sid, event, args)
+        try:
+            self.outbox.put_nowait((namespace, entry))
+        except asyncio.QueueFull:
+            self._lost(1, "outbox full")
+            await self.deliver_unkept(namespace, entry)
+
+    async def deliver_unkept(self, namespace: str, entry: Entry) -> None:
+        """Deliver here an event that could not be kept: live, without an offset (its loss elsewhere is
+        counted)."""
+        if namespace in self.rooms:
+            await self.deliver(namespace, self.get_participants(namespace, entry.room), entry.skip, entry.event,
+                               entry.args)
+
     def _is_local_sid(self, namespace: str, room: Any) -> bool:
         return isinstance(room, str) and self.is_connected(room, namespace)
 
@@ -117,7 +144,7 @@ class RedisFanoutManager(FanoutManager):
     def publish(self, message: dict[str, Any]) -> None:
         """Queue a message for the other instances; a full outbox counts as a loss."""
         try:
-            self.outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+            self.outbox.put_nowait((None, json.dumps(message, separators=(",", ":"))))
         except asyncio.QueueFull:
             self._lost(1, "outbox full")
 
@@ -130,8 +157,12 @@ class RedisFanoutManager(FanoutManager):
             for attempt in (1, 2):  # a pooled connection may be stale after Redis restarted: retry once
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
-                        for text in batch:
-                            pipe.publish(self.channel, text)
+                        for namespace, item in batch:
+                            if namespace is None:
+                                pipe.publish(self.channel, item)
+                            else:
+                                assert isinstance(self.history, RedisHistory)
+                                self.history.add(pipe, namespace, item.to_json())
                         await pipe.execute()
                     self.published += len(batch)
                     break
@@ -140,6 +171,70 @@ class RedisFanoutManager(FanoutManager):
                 except Exception as exc:  # noqa: BLE001 - Redis down: count, log, carry on
                     if attempt == 2:
                         self._lost(len(batch), f"{type(exc).__name__}: {exc}")
+                        for namespace, item in batch:  # this instance's clients still get them, live
+                            if namespace is not None:
+                                await self.deliver_unkept(namespace, item)
+
+    # -- the history streams: every event to rooms, read back in order by every instance ------------------
+
+    async def _read_history(self) -> None:
+        assert isinstance(self.history, RedisHistory)
+        history = self.history
+        streams = {history.stream(namespace): namespace for namespace in self.server.namespace_handlers}
+        last: dict[str, str] = {}
+        delay = 0.1
+        while True:
+            stop_if_cancelled()
+            try:
+                if not last:
+                    last = await self._history_heads(streams)
+                else:
+                    await self._check_trimmed(last)
+                delay = 0.1
+                while True:
+                    answer: Any = await self.redis.xread(last, count=BATCH, block=1000)  # type: ignore[arg-type]
+                    for stream, rows in answer or ():
+                        key = stream.decode() if isinstance(stream, bytes) else stream
+                        for entry in entries(rows):
+                            last[key] = entry.offset
+                            if entry.event:  # the marker that opens a stream reaches no one
+                                await self.deliver_entry(streams[key], entry)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry from where we were
+                log.warning("history stream unavailable (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _history_heads(self, streams: dict[str, str]) -> dict[str, str]:
+        """Where each stream ends now (opening an empty one with a marker, so offsets always have a
+        first entry to be compared with); every instance reads on from there."""
+        heads: dict[str, str] = {}
+        for key, namespace in streams.items():
+            newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
+            if not newest:
+                marker = Entry("", [], None, "", []).to_json()
+                await self.redis.xadd(key, {"m": marker}, maxlen=self.history.size if self.history else 1,
+                                      approximate=True)
+                newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
+            heads[key] = newest[0].offset
+            self.frontier.setdefault(namespace, heads[key])
+        return heads
+
+    async def _check_trimmed(self, last: dict[str, str]) -> None:
+        """After an outage: entries trimmed before this instance read them are lost here, and counted."""
+        for key, offset in last.items():
+            first = entries(await self.redis.xrange(key, "-", "+", count=1))
+            if not first or stream_order(first[0].offset) > stream_order(offset):
+                self.history_gaps += 1
+                namespace = key.rpartition(":history:")[2]
+                if namespace in self.recent:  # what was delivered here no longer follows on without a gap:
+                    self.recent[namespace].clear()  # an offset from before the stream's first entry (or now,
+                    # for a stream that started again) is recovered from nowhere
+                    self.floor[namespace] = first[0].offset if first else f"{int(time.time() * 1000)}-0"
+                log.warning("history stream %s was trimmed or lost (Redis without its data?) before this instance "
+                            "read all of it: events may have been missed here; offsets from before are not "
+                            "recoverable", key)
 
     def _lost(self, count: int, why: str) -> None:
         self.publish_failures += count
@@ -207,12 +302,18 @@ class RedisFanoutManager(FanoutManager):
             await control(message.payload)
 
     async def _remote_emit(self, message: PubSubMessage) -> None:
+        """An emit published by another instance (to a connection of this one) or by a python-socketio
+        write-only emitter: delivered here, live; such events are not kept in the history."""
         if message.binary or message.event is None:
             return  # binary payloads are refused on every transport
-        data = message.data if isinstance(message.data, list) else [message.data]
-        payload = data[0] if len(data) == 1 else tuple(data)
-        await FanoutManager.emit(self, message.event, payload, message.namespace or "/", room=message.room,
-                                 skip_sid=message.skip_sid)
+        args = message.data if isinstance(message.data, list) else [message.data]
+        namespace = message.namespace or "/"
+        eio_sid = self.eio_sid_from_sid(message.room, namespace) if isinstance(message.room, str) else None
+        if eio_sid is not None and message.skip_sid is None:
+            await self.deliver(namespace, ((message.room, eio_sid),), None, message.event, args)
+        elif namespace in self.rooms:
+            await self.deliver(namespace, self.get_participants(namespace, message.room), message.skip_sid,
+                               message.event, args)
 
     async def _remote_disconnect(self, message: PubSubMessage) -> None:
         namespace = message.namespace or "/"

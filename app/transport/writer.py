@@ -90,6 +90,17 @@ class SocketWriter:
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
+    def enqueue(self, text: str) -> None:
+        """Queue one frame behind what is waiting, whatever the limit: for a replay, which is bounded by
+        the history's size and must not count as a slow consumer."""
+        if self.closed:
+            return
+        if self._backlog is None:
+            self._backlog = deque()
+        self._backlog.append(text)
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
     def overflow(self) -> None:
         """Called once when the backlog overflows (subclasses close their connection here)."""
         if self._on_overflow is not None:

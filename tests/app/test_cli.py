@@ -113,6 +113,7 @@ async def test_event_loop_setting(tmp_path: Path, choice: str, loop: str) -> Non
     line names it, and a client is served on either."""
     async with served_app(tmp_path, EVENT_LOOP=choice) as app, aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{app.base}/ws?token={make_token('alice')}") as ws:
+            assert (await ws.receive_json(timeout=TIMEOUT))["event"] == "SESSAO_CONECTADA"
             await ws.send_json({"event": "SESSAO_PING", "data": {"request_id": "r1"}})
             pong = await ws.receive_json(timeout=TIMEOUT)
     assert pong["event"] == "SESSAO_PONG", pong

@@ -101,6 +101,7 @@ async def test_two_clients_see_the_same_stream_in_order(raw: Any, sio: Any) -> N
     await ws.recv_kind("connection")
     io = await sio("/chat", auth={"session_id": "s1"})
     await io.recv_kind("connection")
+    assert (await ws.recv_kind("presence"))["data"]["action"] == "joined"  # the second client joined
     await ws.send({"type": "chat", "data": {"message": "O que você pode fazer?"}})
     (raw_names, raw_chats), (io_names, io_chats) = await asyncio.gather(answer(ws, True), answer(io, False))
     assert io_chats[0] == {"role": "user", "content": "O que você pode fazer?", "chunk": False}

@@ -57,11 +57,13 @@ async def test_investigation_room_mixes_transports(server: Any, raw: Any, sio: A
     await server.app[SIO_KEY].emit("anomaly_detected", anomaly, room=f"investigation:{inv_id}",
                                    namespace="/chat")
     for client in (endpoint, chat):
-        message = await client.recv_kind("anomaly_detected")
+        while "offset" not in (message := await client.recv_kind("anomaly_detected")):
+            pass  # the investigation's own anomalies, replayed to a late follower (without offsets), first
         cidadao.Envelope.model_validate(message)
-        assert message["id"] and message["timestamp"].endswith("Z")
+        assert message["id"] and message["timestamp"].endswith("Z") and message["data"] == anomaly
         cidadao.AnomalyDetected.model_validate(message["data"])
-    assert await io.recv_kind("anomaly_detected") == anomaly
+    while (data := await io.recv_kind("anomaly_detected")) != anomaly:
+        assert data["details"]["contract_id"] != anomaly["details"]["contract_id"], data  # replayed, earlier
 
 
 async def test_room_emit_of_every_frame_size(server: Any, raw: Any, sio: Any) -> None:

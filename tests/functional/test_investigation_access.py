@@ -110,8 +110,11 @@ async def raw_endpoint(ctx: Any, role: Role, inv_id: str) -> Any:
     query = f"?session_id={role.session}" if role.session else ""
     ws = await ctx.raw(f"/api/v1/ws/investigations/{inv_id}{query}", role.token)
     first = bare(await ws.recv())
-    return first, (bare(await ws.recv_kind("investigation_progress")) if first["type"] == "connection"
-                   else await ws.closed())
+    if first["type"] != "connection":
+        return first, await ws.closed()
+    while (progress := bare(await ws.recv_kind("investigation_progress")))["data"]["update_type"] != "snapshot":
+        pass  # the room's history comes first (a late follower): the snapshot ends it
+    return first, progress
 
 
 async def sio_endpoint(ctx: Any, role: Role, inv_id: str) -> Any:
@@ -119,8 +122,10 @@ async def sio_endpoint(ctx: Any, role: Role, inv_id: str) -> Any:
     client = await ctx.sio("/investigations", auth=role.auth(investigation_id=inv_id))
     if client.connect_error is not None:
         return "connect_error", client.connect_error
-    return {"type": "connection", "data": await client.recv_kind("connection")}, {
-        "type": "investigation_progress", "data": await client.recv_kind("investigation_progress")}
+    welcome = {"type": "connection", "data": await client.recv_kind("connection")}
+    while (progress := await client.recv_kind("investigation_progress"))["update_type"] != "snapshot":
+        pass  # the room's history comes first (a late follower): the snapshot ends it
+    return welcome, {"type": "investigation_progress", "data": progress}
 
 
 async def raw_chat(ctx: Any, role: Role, inv_id: str) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from conftest import error_parts, make_token
+from conftest import documented, error_parts, make_token
 from schemas import cidadao
 
 PLANTED = json.loads((Path(__file__).parents[2] / "engines/contracts/data/planted.json").read_text())
@@ -20,7 +20,7 @@ ORDER = ["investigation_progress", "anomaly_detected", "agent_finding", "investi
 
 def checked(message: dict[str, Any]) -> dict[str, Any]:
     """A Cidadão.AI message's data, validated against the documented schema."""
-    assert set(message) == {"type", "data", "timestamp", "id"}
+    assert documented(message) == {"type", "data", "timestamp", "id"}
     cidadao.OUTBOUND[message["type"]].model_validate(message["data"])
     return dict(message["data"])
 
@@ -147,4 +147,4 @@ async def test_an_anonymous_session_follows_what_it_created(server: Any, raw: An
     chat = await raw("/api/v1/ws/chat/anon-1")
     await chat.send({"type": "subscribe", "data": {"investigation_id": inv_id}})
     assert (await chat.recv_kind("subscribed"))["data"]["status"] == "subscribed"
-    assert (await chat.recv_kind("investigation_progress"))["data"]["update_type"] == "snapshot"
+    assert (await chat.snapshot())["data"]["update_type"] == "snapshot"

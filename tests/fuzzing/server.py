@@ -51,13 +51,16 @@ def check_payload(models: dict[str, type[BaseModel]], name: Any, data: Any) -> N
         assert {"code", "message"} <= set(data) <= {"code", "message", "details"}, data
 
 
+RECOVERY_FIELDS = {"offset", "recovery"}  # what connection-state recovery adds to an envelope
+
+
 def check_omni_message(text: str) -> tuple[str, Any]:
     """One /ws message: valid JSON in either Omni envelope form, carrying a documented event."""
     message = server_json(text)
     if "event" in message:
-        assert set(message) == {"event", "data", "timestamp"}, message
+        assert set(message) - RECOVERY_FIELDS == {"event", "data", "timestamp"}, message
     else:
-        assert set(message) == {"type", "data", "timestamp", "id"}, message
+        assert set(message) - RECOVERY_FIELDS == {"type", "data", "timestamp", "id"}, message
     name = message.get("event", message.get("type"))
     check_payload(omni_schemas.OUTBOUND, name, message["data"])
     return name, message["data"]
@@ -66,7 +69,7 @@ def check_omni_message(text: str) -> tuple[str, Any]:
 def check_cidadao_message(text: str) -> tuple[str, Any]:
     """One Cidadão.AI message: valid JSON {type, data, timestamp, id} carrying a documented event."""
     message = server_json(text)
-    assert set(message) == {"type", "data", "timestamp", "id"}, message
+    assert set(message) - RECOVERY_FIELDS == {"type", "data", "timestamp", "id"}, message
     check_payload(cidadao_schemas.OUTBOUND, message["type"], message["data"])
     return message["type"], message["data"]
 
@@ -87,7 +90,7 @@ PROTOCOL_OF = {"/omni": omni_schemas.OUTBOUND, "/chat": cidadao_schemas.OUTBOUND
 
 def check_sio_frame(text: str) -> tuple[str, str, Any] | None:
     """One Socket.IO server frame: (namespace, event, data) for an EVENT, None for anything else, each
-    checked: Engine.IO ping/pong/noop, CONNECT {sid}, DISCONNECT, ACK with its id, CONNECT_ERROR."""
+    checked: Engine.IO ping/pong/noop, CONNECT {sid, pid}, DISCONNECT, ACK with its id, CONNECT_ERROR."""
     if text == "2" or text[:1] in ("3", "6"):
         return None
     found = SERVER_PACKET.fullmatch(text)
@@ -96,7 +99,8 @@ def check_sio_frame(text: str) -> tuple[str, str, Any] | None:
     namespace = namespace or "/"
     data = strict_sio_data(body) if body else None
     if kind == "0":
-        assert namespace in PROTOCOL_OF and isinstance(data, dict) and set(data) == {"sid"}, text
+        # sid, and the pid of connection-state recovery (Socket.IO's own CONNECT answer carries both)
+        assert namespace in PROTOCOL_OF and isinstance(data, dict) and set(data) == {"sid", "pid"}, text
     elif kind == "1":
         assert data is None and not ack, text
     elif kind == "2":
@@ -316,7 +320,7 @@ class RawEndpoint:
 
 OMNI = RawEndpoint(
     "/ws", make_token("fuzz"), check_omni_message, ("event", "type"), omni_schemas.INBOUND,
-    frozenset(omni_schemas.INBOUND), None,
+    frozenset(omni_schemas.INBOUND), "SESSAO_CONECTADA",
     lambda n: [json.dumps({"event": "SESSAO_PING", "data": {"request_id": f"probe-{n}"}})],
     lambda n, name, data: name == "SESSAO_PONG" and data.get("request_id") == f"probe-{n}", ())
 # Chat's pong carries no id: the probe is a ping then an unsubscribe, whose answer names the probe.

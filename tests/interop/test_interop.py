@@ -149,7 +149,7 @@ async def test_official_clients_receive_one_room_emit(server: Any, node_env: Nod
     assert sorted(by_client) == ["socket.io", "socket.io-refused", "ws"], received
     assert by_client["socket.io"]["data"] == payload
     envelope = by_client["ws"]["envelope"]
-    assert set(envelope) == {"event", "data", "timestamp"}, envelope
+    assert set(envelope) == {"event", "data", "timestamp", "offset"}, envelope  # offset: a room's event
     assert envelope["event"] == "NOTIFICACAO_GERAL" and envelope["data"] == payload
     assert isinstance(envelope["timestamp"], str) and envelope["timestamp"].endswith("Z")
     omni.EventEnvelope.model_validate(envelope)

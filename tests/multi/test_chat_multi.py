@@ -25,6 +25,7 @@ async def test_one_answer_at_a_time_across_instances(start_server: Any, raw_to: 
     code, _, details = error_parts(await on_b.recv_kind("error"))
     assert code == "RATE_LIMIT" and details["motivo"] == "answer_in_flight"
     assert error_parts(await on_a.recv_kind("error", timeout=5))[0] == "TIMEOUT"
+    assert error_parts(await on_b.recv_kind("error", timeout=5))[0] == "TIMEOUT"  # told on every instance
     backend.release.set()
     await on_b.send({"type": "chat", "data": {"message": "Explique as anomalias"}})
     _, chats = await answer(on_b, True)

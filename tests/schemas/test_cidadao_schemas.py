@@ -174,4 +174,5 @@ def test_maps_cover_contract() -> None:
     assert set(cidadao.OUTBOUND) == {
         "connection", "chat", "typing", "subscribed", "unsubscribed", "investigation_progress",
         "anomaly_detected", "agent_finding", "report_ready", "pong", "heartbeat", "error",
+        "presence", "history",  # extensions: who joins or leaves a chat session, its recent messages
     }

@@ -24,9 +24,17 @@ def decode(text: str) -> Inbound:
     return Inbound(env.type, env.data, FORM)  # type: ignore[attr-defined]
 
 
-def encode(event: str, data: Any, form: str = FORM) -> str:
-    """Encode one server message; every one carries a UTC timestamp and a unique id."""
-    return dumps({"type": event, "data": data, "timestamp": now_iso(), "id": message_id()})
+def encode(event: str, data: Any, form: str = FORM, offset: str | None = None,
+           extra: dict[str, Any] | None = None) -> str:
+    """Encode one server message; every one carries a UTC timestamp and a unique id, and an event sent
+    to a room its `offset` (connection-state recovery); `extra`: more top-level fields (a first
+    message's `recovery`)."""
+    message = {"type": event, "data": data, "timestamp": now_iso(), "id": message_id()}
+    if offset is not None:
+        message["offset"] = offset
+    if extra:
+        message.update(extra)
+    return dumps(message)
 
 
 def error(err: PonteError, request_id: str | None = None) -> tuple[str, dict[str, Any]]:

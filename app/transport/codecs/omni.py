@@ -29,11 +29,19 @@ def decode(text: str) -> Inbound:
     raise DecodeError("event: field required", "event")
 
 
-def encode(event: str, data: Any, form: str) -> str:
-    """Encode one server message in the form the client used."""
+def encode(event: str, data: Any, form: str, offset: str | None = None, extra: dict[str, Any] | None = None) -> str:
+    """Encode one server message in the form the client used; an event sent to a room carries its
+    `offset` (connection-state recovery), a reply to one connection none; `extra`: more top-level fields
+    (a first message's `recovery`)."""
     if form == TYPE_FORM:
-        return dumps({"type": event, "data": data, "timestamp": now_iso(), "id": message_id()})
-    return dumps({"event": event, "data": data, "timestamp": now_iso()})
+        message = {"type": event, "data": data, "timestamp": now_iso(), "id": message_id()}
+    else:
+        message = {"event": event, "data": data, "timestamp": now_iso()}
+    if offset is not None:
+        message["offset"] = offset
+    if extra:
+        message.update(extra)
+    return dumps(message)
 
 
 OMNI_CODES = {"NOT_AVAILABLE": "SYSTEM_ERROR", "SERVER_OVERLOADED": "SYSTEM_ERROR"}
