@@ -29,6 +29,8 @@ class Metrics:
         self.rate_limited = Counter("ponte_rate_limited", "Messages refused by the rate limit", registry=r)
         self.publish_failures = Counter("ponte_publish_failures", "Messages that could not be published to Redis",
                                         registry=r)
+        self.history_gaps = Counter("ponte_history_gaps", "Times a history stream was found trimmed or lost past "
+                                    "what this instance had read (Redis restarted without its data)", registry=r)
         self.recoveries = Counter("ponte_recoveries", "Clients that came back with a pid and an offset, by whether "
                                   "they got their session and missed events back", ["namespace", "outcome"],
                                   registry=r)

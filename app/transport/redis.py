@@ -78,6 +78,7 @@ class RedisFanoutManager(FanoutManager):
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
         self.history_gaps = 0  # times a history stream was found trimmed or lost past what was read here
+        self.on_gap: Callable[[], None] = lambda: None
         self.reconnects = 0
         self.on_lost: Callable[[int, str], None] = lambda count, why: None
         self._last_warning = 0.0
@@ -227,6 +228,7 @@ class RedisFanoutManager(FanoutManager):
             first = entries(await self.redis.xrange(key, "-", "+", count=1))
             if not first or stream_order(first[0].offset) > stream_order(offset):
                 self.history_gaps += 1
+                self.on_gap()
                 namespace = key.rpartition(":history:")[2]
                 if namespace in self.recent:  # what was delivered here no longer follows on without a gap:
                     self.recent[namespace].clear()  # an offset from before the stream's first entry (or now,

@@ -663,7 +663,7 @@ class PonteServer(socketio.AsyncServer):
 
     def _session(self, namespace: str, sid: str, pid: str) -> Session:
         handler = self.namespace_handlers[namespace]
-        rooms = [room for room in self.manager.get_rooms(sid, namespace) if room != sid]
+        rooms = tuple(str(room) for room in self.manager.get_rooms(sid, namespace) if room != sid)
         return Session(pid, sid, handler.identity(sid), rooms)
 
     def room_changed(self, namespace: str, sid: str, room: Any, entered: bool) -> None:

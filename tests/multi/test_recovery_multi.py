@@ -8,14 +8,21 @@ import json
 from typing import Any, Callable
 
 import aiohttp
+import pytest
 
 from app.keys import SIO_KEY
 from conftest import TIMEOUT, RawClient, make_token
 
 NAMESPACE, ROOM, EVENT = "/omni", "user:alice", "NOTIFICACAO_GERAL"
+CHAT = {"path": "/api/v1/ws/chat/multi-s1", "namespace": "/chat", "room": "session:multi-s1", "event": "chat",
+        "first": "connection"}
+OMNI = {"path": "/ws", "namespace": NAMESPACE, "room": ROOM, "event": EVENT, "first": "SESSAO_CONECTADA"}
+Where = dict[str, str]  # an endpoint and the room its client is in
 
 
-def notice(n: int) -> dict[str, Any]:
+def notice(where: Where, n: int) -> dict[str, Any]:
+    if where is CHAT:
+        return {"role": "assistant", "content": f"c{n}", "chunk": False}
     return {"tipo": "info", "titulo": f"t{n}", "mensagem": "m"}
 
 
@@ -33,90 +40,106 @@ async def receive(client: RawClient, timeout: float = TIMEOUT) -> dict[str, Any]
     return json.loads(msg.data)  # type: ignore[no-any-return]
 
 
-def frontier(server: Any) -> str | None:
-    """The offset of the last event to /omni's rooms this instance has delivered."""
-    return server.app[SIO_KEY].manager.frontier.get(NAMESPACE)  # type: ignore[no-any-return]
+def frontier(where: Where, server: Any) -> str | None:
+    """The offset of the last event to the namespace's rooms this instance has delivered."""
+    return server.app[SIO_KEY].manager.frontier.get(where["namespace"])  # type: ignore[no-any-return]
 
 
-async def emit_on(server: Any, n: int, instances: tuple[Any, ...]) -> None:
+async def emit_on(where: Where, server: Any, n: int, instances: tuple[Any, ...]) -> None:
     """Emit event `n` on `server` and wait until every instance has read it back from the stream (so the
     order of events emitted on different instances is the order of these calls)."""
-    before = {id(s): frontier(s) for s in instances}
-    await server.app[SIO_KEY].emit(EVENT, notice(n), room=ROOM, namespace=NAMESPACE)
-    await until(lambda: all(frontier(s) != before[id(s)] for s in instances))
+    before = {id(s): frontier(where, s) for s in instances}
+    await server.app[SIO_KEY].emit(where["event"], notice(where, n), room=where["room"], namespace=where["namespace"])
+    await until(lambda: all(frontier(where, s) != before[id(s)] for s in instances))
 
 
-async def connect(raw_to: Any, server: Any, **query: str) -> tuple[RawClient, dict[str, Any]]:
-    """A raw /ws client of alice and its first message, SESSAO_CONECTADA."""
-    client = await raw_to(server, "/ws", make_token("alice"), params=query or None)
+async def connect(where: Where, raw_to: Any, server: Any, **query: str) -> tuple[RawClient, dict[str, Any]]:
+    """A raw client of alice and its first message (SESSAO_CONECTADA on /ws, connection on chat)."""
+    client = await raw_to(server, where["path"], make_token("alice"), params=query or None)
     first = await receive(client)
-    assert first["event"] == "SESSAO_CONECTADA" and first["offset"] and first["recovery"]["pid"], first
+    assert kind(first) == where["first"] and first["offset"] and first["recovery"]["pid"], first
     return client, first
 
 
-async def live(server: Any, client: RawClient, n: int) -> str:
+async def live(where: Where, server: Any, client: RawClient, n: int) -> str:
     """Emit event `n` on `server`; the client gets it, with its offset (returned)."""
-    await server.app[SIO_KEY].emit(EVENT, notice(n), room=ROOM, namespace=NAMESPACE)
+    await server.app[SIO_KEY].emit(where["event"], notice(where, n), room=where["room"], namespace=where["namespace"])
     message = await receive(client)
-    assert message["event"] == EVENT and message["data"] == notice(n) and message["offset"], message
+    assert kind(message) == where["event"] and message["data"] == notice(where, n) and message["offset"], message
     return str(message["offset"])
 
 
-async def nothing_more(client: RawClient) -> None:
+async def nothing_more(where: Where, client: RawClient) -> None:
     """The next message is the answer to a ping sent now: nothing arrives twice or late."""
-    await client.send({"event": "SESSAO_PING", "data": {"request_id": "sync"}})
+    if where is CHAT:
+        await client.send({"type": "ping", "data": {}})
+    else:
+        await client.send({"event": "SESSAO_PING", "data": {"request_id": "sync"}})
     message = await receive(client)
-    assert message["event"] == "SESSAO_PONG" and "offset" not in message, message
+    assert kind(message) in ("SESSAO_PONG", "pong") and "offset" not in message, message
 
 
-async def dropped(server: Any, client: RawClient, pid: str) -> None:
+def kind(message: dict[str, Any]) -> str:
+    return str(message.get("event", message.get("type")))
+
+
+async def dropped(where: Where, server: Any, client: RawClient, pid: str) -> None:
     """Close the client's WebSocket and wait until `server` has seen it leave."""
     sio = server.app[SIO_KEY]
     sid = next(sid for sid, known in sio.pids.items() if known == pid)
     await client.ws.close()
-    await until(lambda: sid not in sio.pids and not sio.manager.get_rooms(sid, NAMESPACE))
+    await until(lambda: sid not in sio.pids and not sio.manager.get_rooms(sid, where["namespace"]))
 
 
-async def test_client_of_a_comes_back_on_b_with_everything_it_missed(pair: Any, raw_to: Any) -> None:
+@pytest.fixture(params=["ws", "chat"])
+def where(request: Any) -> Where:
+    """/ws (Omni) and the Cidadão.AI chat endpoint, in turn."""
+    return OMNI if request.param == "ws" else CHAT
+
+
+async def test_client_of_a_comes_back_on_b_with_everything_it_missed(pair: Any, raw_to: Any, where: Where) -> None:
     """Dropped from A; events emitted on A and on B meanwhile; back on B: recovered, every missed event
     in order, once, with the offsets A would have sent; then live events from either instance."""
     a, b = pair
-    client, first = await connect(raw_to, a)
+    client, first = await connect(where, raw_to, a)
     pid = first["recovery"]["pid"]
     assert first["recovery"] == {"pid": pid, "recovered": False, "missed": 0}, first
-    since = await live(a, client, 0)
-    await dropped(a, client, pid)
+    since = await live(where, a, client, 0)
+    await dropped(where, a, client, pid)
     for n, instance in ((1, a), (2, b), (3, a), (4, b)):
-        await emit_on(instance, n, (a, b))
+        await emit_on(where, instance, n, (a, b))
 
-    back, first = await connect(raw_to, b, pid=pid, since=since)
+    back, first = await connect(where, raw_to, b, pid=pid, since=since)
     assert first["recovery"] == {"pid": pid, "recovered": True, "missed": 4}, first
     assert first["offset"] == since, first
     missed = [await receive(back) for _ in range(4)]
-    assert [(m["event"], m["data"]) for m in missed] == [(EVENT, notice(n)) for n in (1, 2, 3, 4)], missed
+    assert [(kind(m), m["data"]) for m in missed] == [(where["event"], notice(where, n)) for n in (1, 2, 3, 4)], missed
     assert len({m["offset"] for m in missed} | {since}) == 5, missed
-    await live(a, back, 5)
-    await live(b, back, 6)
-    await nothing_more(back)
+    await live(where, a, back, 5)
+    await live(where, b, back, 6)
+    await nothing_more(where, back)
 
 
-async def test_not_recovered_after_redis_lost_its_data(pair: Any, raw_to: Any, redis_server: Any) -> None:
+async def test_not_recovered_after_redis_lost_its_data(pair: Any, raw_to: Any, redis_server: Any,
+                                                       where: Where) -> None:
     """Redis restarted without persistence: history and sessions are gone, so a client coming back is
     told to resync (never a partial replay); live events reach it again."""
     a, b = pair
-    client, first = await connect(raw_to, a)
+    client, first = await connect(where, raw_to, a)
     pid = first["recovery"]["pid"]
-    since = await live(a, client, 0)
-    await dropped(a, client, pid)
-    await emit_on(a, 1, (a, b))
+    since = await live(where, a, client, 0)
+    await dropped(where, a, client, pid)
+    await emit_on(where, a, 1, (a, b))
     redis_server.stop()
     await until(lambda: not a.app[SIO_KEY].manager.subscribed and not b.app[SIO_KEY].manager.subscribed)
     redis_server.start()
     await until(lambda: a.app[SIO_KEY].manager.subscribed and b.app[SIO_KEY].manager.subscribed)
-    await emit_on(a, 2, (a, b))
+    # each instance finds its history stream gone and says so (ponte_history_gaps_total)
+    await until(lambda: a.app[SIO_KEY].manager.history_gaps > 0 and b.app[SIO_KEY].manager.history_gaps > 0)
+    await emit_on(where, a, 2, (a, b))
 
-    back, first = await connect(raw_to, b, pid=pid, since=since)
+    back, first = await connect(where, raw_to, b, pid=pid, since=since)
     assert first["recovery"]["recovered"] is False and first["recovery"]["resync"] is True, first
     assert first["recovery"]["missed"] == 0 and first["recovery"]["pid"] != pid, first
-    await nothing_more(back)
-    await live(a, back, 3)
+    await nothing_more(where, back)
+    await live(where, a, back, 3)
