@@ -43,6 +43,21 @@ class Namespace(socketio.AsyncNamespace):
         super().__init__(namespace)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Any = None, ignore_queue: bool = False) -> None:
+        """python-socketio's emit; a reply to one connection of this instance goes straight to it (what
+        the manager would do too, without python-socketio's two layers in between)."""
+        target = to or room
+        if isinstance(target, str) and skip_sid is None and callback is None and namespace is None:
+            manager = self.server.manager
+            eio_sid = manager.eio_sid_from_sid(target, self.namespace)
+            if eio_sid is not None:
+                args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+                await manager.deliver(self.namespace, ((target, eio_sid),), None, event, args)
+                return
+        await super().emit(event, data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,
+                           callback=callback, ignore_queue=ignore_queue)
+
     def identify(self, environ: dict[str, Any], auth: Any) -> str | None:
         """Who a connecting client is (None: anonymous); raise to say it cannot be told (no recovery)."""
         raise LookupError("this namespace does not restore sessions")
