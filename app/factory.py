@@ -125,7 +125,7 @@ def build_sio(settings: Settings) -> PonteServer:
         limits=UserLimits(settings.rate_limit_per_second, settings.rate_limit_burst, redis),
         connect_timeout=settings.connect_timeout,
     )
-    server.socketio_offsets = settings.socketio_offsets
+    server.recovery.socketio_offsets = settings.socketio_offsets
     return server
 
 
@@ -166,7 +166,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     if history is not None:
         history.start()
         if history.shared:
-            sio.manager.watchers.append(sio.room_changed)
+            sio.manager.watchers.append(sio.recovery.room_changed)
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),
              asyncio.create_task(every(settings.heartbeat, heartbeat, sio)),
              asyncio.create_task(every(settings.heartbeat, heartbeat_round, sio.raw_peers.values())),
@@ -175,7 +175,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(TOUCH_EVERY, executions.touch)),
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync)),
-             asyncio.create_task(every(settings.recovery_window / 3, sio.refresh_sessions))]
+             asyncio.create_task(every(settings.recovery_window / 3, sio.recovery.refresh_sessions))]
     yield
     await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
     await http.close()

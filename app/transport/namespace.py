@@ -74,11 +74,11 @@ class Namespace(socketio.AsyncNamespace):
         """A raw connection's first message: `recovery` (pid, recovered, missed) and the offset it stands
         at go at the top of its envelope, the documented fields stay as they are. (A Socket.IO client
         has its pid from the CONNECT answer and its offsets from the events it gets.)"""
-        await self.server.hello(sid, self.namespace, event, data, recovery)
+        await self.server.recovery.hello(sid, self.namespace, event, data, recovery)
 
     async def follow(self, sid: str, room: str) -> None:
         """`enter_room`, plus what was sent to the room and is still held, first (a late follower)."""
-        await self.server.follow(sid, self.namespace, room)
+        await self.server.recovery.follow(sid, self.namespace, room)
 
     def participants(self, room: str) -> list[str]:
         """The sids of this instance's connections in `room`."""

@@ -3,11 +3,13 @@
 The modules of app/transport are the only code that touches python-socketio and python-engineio
 (tests/app/test_layers.py checks it). The versions are pinned to a minor range in setup.cfg, and
 tests/app/test_internals_contract.py fails, naming the name, if an upgrade moves one of these:
-- socketio.AsyncServer, overridden: `_send_packet`, `_send_eio_packet`, `_handle_connect`,
-  `_handle_eio_connect`, `_handle_eio_disconnect`, `_handle_eio_message`, `_engineio_server_class`;
+- socketio.AsyncServer, overridden: `_send_packet`, `_send_eio_packet`, `_handle_connect` (replaced
+  whole: connection-state recovery, recovery.py), `_handle_disconnect`, `_handle_eio_connect`,
+  `_handle_eio_disconnect`, `_handle_eio_message`, `_engineio_server_class`; called: `_trigger_event`;
   read or set: `environ`, `eio`, `manager_initialized`, `namespace_handlers`, `packet_class`, `reason`,
   `reserved_events`, `async_handlers`;
-- socketio.AsyncManager (manager.py): `basic_enter_room`, `basic_leave_room`, `basic_disconnect`,
+- socketio.AsyncManager (manager.py): `pre_connect` (overridden to reuse a recovered sid), `connect`,
+  `basic_enter_room`, `basic_leave_room`, `basic_disconnect`,
   `get_participants`, `sid_from_eio_sid`, `eio_sid_from_sid`, `is_connected`, `pending_connect`,
   `pending_disconnect`, `callbacks`, `rooms`, `server`;
 - engineio.AsyncServer (eio.py): `_async["websocket" | "translate_request"]`, `start_background_task`
@@ -42,8 +44,7 @@ from ..guards import ABUSE, ADMIT, ConnectionGuard
 from ..limits import UserLimits
 from .codecs import BadText, Codec, DecodeError, request_id_of, sio_packet
 from .eio import CheckedBody, EngineIOServer, EngineIOWebSocket, ping_round
-from .history import Entry, Recovery, Session, new_pid, stream_order
-from .manager import socketio_event
+from .recovery import Recoveries
 from .writer import SocketWriter
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ class PonteServer(socketio.AsyncServer):
         self.writers: dict[str, SocketWriter] = {}  # Engine.IO sockets on a WebSocket, written by Ponte
         self.codecs: dict[str, Codec] = {}  # namespace → the protocol it speaks (its events and errors)
         self.users: dict[str, str | None] = {}  # sid → who a connected client is, for audit lines
-        self.pids: dict[str, str] = {}  # sid → its private session id (connection-state recovery)
-        self.socketio_offsets = False  # SOCKETIO_OFFSETS: see `_wants_offsets`
+        self.recovery = Recoveries(self)  # connection-state recovery (recovery.py)
+        self.pids = self.recovery.pids  # sid → its private session id
         # One concurrency model for every transport: a connection's events run one at a time, in order
         # (see `dispatch`); python-socketio and python-engineio would start a task per message.
         self.async_handlers = self.eio.async_handlers = False
@@ -292,12 +293,9 @@ class PonteServer(socketio.AsyncServer):
             self.limits.bind(guard, user)
 
     def departed(self, sid: str, namespace: str) -> None:
-        """A client has left a namespace (the counterpart of `admitted`); a session not kept by then
-        (the server disconnected it) is not recoverable."""
+        """A client has left a namespace (the counterpart of `admitted`)."""
         self.users.pop(sid, None)
-        pid = self.pids.pop(sid, None)
-        if pid is not None and self.manager.history is not None:
-            self.manager.history.forget(namespace, pid)
+        self.recovery.departed(sid, namespace)
 
     def release(self, peer: RawPeer) -> None:
         """A raw peer is gone: its share of its user's rate limit too."""
@@ -461,25 +459,14 @@ class PonteServer(socketio.AsyncServer):
             AUDIT.refused("unknown namespace", *_where(self.environ.get(eio_sid)), namespace, "NOT_FOUND")
             return await self._send_packet(eio_sid, self.packet_class(
                 packet.CONNECT_ERROR, data={"message": "Invalid namespace"}, namespace=namespace))
-        manager = self.manager
-        history = manager.history
-        session, missed, since, asked = None, [], None, False
-        if history is not None:
-            pid, since = self._recovery_request(eio_sid, data)
-            asked = pid is not None
-            if pid is not None and since is not None:
-                session, found = await self._restore(handler, eio_sid, namespace, data, pid, since)
-                missed = found or []
-            if session is None:
-                since = manager.frontier.get(namespace) or history.head(namespace)
-        sid = await manager.pre_connect(eio_sid, namespace, session.sid if session else None)
+        manager, recovery = self.manager, self.recovery
+        attempt = await recovery.attempt(handler, eio_sid, namespace, data)
+        restored = attempt.session if attempt is not None else None
+        sid = await manager.pre_connect(eio_sid, namespace, restored.sid if restored is not None else None)
         if sid is None:
             return await self._send_packet(eio_sid, self.packet_class(
                 packet.CONNECT_ERROR, data="Unable to connect", namespace=namespace))
-        if history is not None:
-            manager.recovering[sid] = since  # room events wait: the first message and the replay go first
-        for room in session.rooms if session else ():
-            manager.basic_enter_room(sid, namespace, room)
+        recovery.hold(sid, namespace, attempt)
         try:
             success = await self._trigger_event("connect", namespace, sid, self.environ[eio_sid], data)
         except socketio.exceptions.ConnectionRefusedError as exc:
@@ -487,115 +474,13 @@ class PonteServer(socketio.AsyncServer):
         except ConnectionRefusedError:
             success, reason = False, {"message": "Connection refused by server"}
         if success is False:
-            manager.recovering.pop(sid, None)
-            if session is not None:  # not this client's after all (refused): its owner may still come back
-                history.save(namespace, session, connected=False)  # type: ignore[union-attr]
+            recovery.refused(sid, namespace, attempt)
             await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace))
             return await manager.disconnect(sid, namespace, ignore_queue=True)
-        reply: dict[str, Any] = {"sid": sid}
-        if history is not None:
-            reply["pid"] = self.pids[sid] = session.pid if session else new_pid()
-            if eio_sid not in self.raw_peers and (session is not None or self._wants_offsets(data)):
-                manager.with_offsets.add(sid)
+        reply = {"sid": sid, **recovery.reply(sid, eio_sid, attempt, data)}
         await self._send_packet(eio_sid, self.packet_class(packet.CONNECT, reply, namespace=namespace))
         await manager.connect(sid, namespace)
-        if history is None:
-            return await handler.greet(sid, None)
-        self._keep_session(namespace, sid)
-        rooms = manager.get_rooms(sid, namespace)
-        missed = [entry for entry in missed if self._reaches(namespace, entry, sid, rooms)]
-        await handler.greet(sid, Recovery(reply["pid"], session is not None, len(missed), since, asked))
-        if asked and self.metrics is not None:
-            self.metrics.recoveries.labels(namespace, "recovered" if session else "not_recovered").inc()
-        if sid in manager.recovering:
-            self._replay(namespace, sid, eio_sid, missed, missed[-1].offset if missed else since)
-
-    def _wants_offsets(self, data: Any) -> bool:
-        """Whether a Socket.IO client's events carry their offset as a last argument, as the official
-        client (4.6+) expects for its connection-state recovery: `auth.offsets` when it says, else
-        SOCKETIO_OFFSETS. Off by default: a python-socketio client's handler would get one argument more."""
-        asked = data.get("offsets") if isinstance(data, dict) else None
-        return asked if isinstance(asked, bool) else self.socketio_offsets
-
-    def _sid_of(self, eio_sid: str, namespace: str) -> str | None:
-        return self.manager.sid_from_eio_sid(eio_sid, namespace)  # type: ignore[no-any-return]
-
-    def _recovery_request(self, eio_sid: str, data: Any) -> tuple[str | None, str | None]:
-        """The pid and offset a client came back with: Socket.IO's `auth` ({pid, offset}, as the official
-        client sends them), or a raw client's query string (`?pid=&since=`). Anything else is ignored."""
-        if eio_sid in self.raw_peers:
-            query = self.environ[eio_sid]["aiohttp.request"].query
-            pid, offset = query.get("pid"), query.get("since")
-        elif isinstance(data, dict):
-            pid, offset = data.get("pid"), data.get("offset")
-        else:
-            return None, None
-        pid = pid if isinstance(pid, str) and 0 < len(pid) <= 64 else None
-        offset = offset if isinstance(offset, str) and 0 < len(offset) <= 64 else None
-        return pid, offset if pid is not None else None
-
-    async def _restore(self, handler: Any, eio_sid: str, namespace: str, data: Any, pid: str,
-                       offset: str) -> tuple[Session | None, list[Entry] | None]:
-        """The session `pid` and the events after `offset`, if both can be had and the client is the
-        session's user; (None, None) otherwise: it connects as new."""
-        history = self.manager.history
-        assert history is not None
-        try:
-            user = handler.identify(self.environ[eio_sid], data if isinstance(data, dict) else {})
-        except Exception:  # noqa: BLE001 - who it is cannot be told (no token, a bad one): no recovery
-            return None, None
-        try:
-            session = await history.take(namespace, pid, user)
-            missed = await self._missed(namespace, offset) if session is not None else None
-        except Exception as exc:  # noqa: BLE001 - the history is out of reach (Redis down): not recovered
-            log.warning("recovery not possible: history unavailable (%s: %s)", type(exc).__name__, exc)
-            return None, None
-        if session is None or missed is None:
-            return None, None
-        return session, missed
-
-    async def _missed(self, namespace: str, offset: str) -> list[Entry] | None:
-        """The events after `offset` that this instance has delivered so far, oldest first; None if they
-        are not all held (the client then connects as new: never a partial replay)."""
-        manager, history = self.manager, self.manager.history
-        assert history is not None
-        if history.shared and not await manager.caught_up(namespace, offset, 2.0):
-            return None  # it read further on another instance than this one has, for too long
-        local = manager.delivered_since(namespace, offset, strict=True)
-        if local is not None:  # what this instance delivered covers it: no need to read the history back
-            return local
-        fetched = await history.since(namespace, offset)
-        if fetched is None:
-            return None
-        frontier = stream_order(manager.frontier.get(namespace) or offset)
-        held = [entry for entry in fetched if stream_order(entry.offset) <= frontier]  # later ones come live
-        return held
-
-    def _replay(self, namespace: str, sid: str, eio_sid: str, missed: list[Entry], last: str | None) -> None:
-        """Write what a connecting client missed and what was sent while it connected, then let room
-        events reach it: all without yielding, so nothing comes in between or twice."""
-        manager = self.manager
-        manager.recovering.pop(sid, None)
-        tail = manager.delivered_since(namespace, last) if last is not None else []
-        if tail is None:
-            log.warning("recovery of %s: events sent while it connected are no longer held; closing it", sid)
-            return self._write_close(eio_sid)
-        rooms = manager.get_rooms(sid, namespace)
-        for entry in (*missed, *(entry for entry in tail if self._reaches(namespace, entry, sid, rooms))):
-            self.write_now(eio_sid, self._encode(namespace, eio_sid, entry.event, entry.args, entry.offset))
-
-    def _reaches(self, namespace: str, entry: Entry, sid: str, rooms: list[Any]) -> bool:
-        keep = self.manager.filters.get((namespace, entry.event))
-        data = entry.args[0] if len(entry.args) == 1 else entry.args
-        return entry.reaches(sid, rooms) and (keep is None or keep(sid, data))
-
-    def _encode(self, namespace: str, eio_sid: str, event: str, args: list[Any], offset: str | None) -> str:
-        peer = self.raw_peers.get(eio_sid)
-        if peer is not None:
-            return peer.codec.encode(event, args[0] if len(args) == 1 else args, peer.form, offset)
-        with_offset = offset is not None and self._sid_of(eio_sid, namespace) in self.manager.with_offsets
-        text = socketio_event(namespace, event, [*args, offset] if with_offset else args)
-        return text if text is not None else ""
+        await recovery.greet(handler, sid, eio_sid, namespace, attempt)
 
     def write_now(self, eio_sid: str, text: str) -> None:
         """Queue one message for a connection without waiting, behind what it has queued (a bounded
@@ -610,86 +495,15 @@ class PonteServer(socketio.AsyncServer):
         if sock is not None and not sock.closed and not sock.closing:
             sock.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, text[1:]))
 
-    def _write_close(self, eio_sid: str) -> None:
+    def write_close(self, eio_sid: str, reason: str) -> None:
         peer = self.raw_peers.get(eio_sid)
         if peer is not None:
-            peer.close_soon(CLOSE_NORMAL, "resync: reconnect")
+            peer.close_soon(CLOSE_NORMAL, reason)
         else:
-            asyncio.get_running_loop().create_task(self.close_socket(eio_sid, CLOSE_NORMAL, "resync: reconnect"))
-
-    async def follow(self, sid: str, namespace: str, room: Any) -> None:
-        """Enter `room` and get what was sent to it that is still held, then live events, in order."""
-        manager, history = self.manager, self.manager.history
-        if history is None or room in manager.get_rooms(sid, namespace):
-            return await manager.enter_room(sid, namespace, room)
-        eio_sid = manager.eio_sid_from_sid(sid, namespace)
-        connecting = sid in manager.recovering  # its connect's replay brings what comes from now on
-        since = manager.recovering.setdefault(sid, manager.frontier.get(namespace) or history.head(namespace))
-        manager.basic_enter_room(sid, namespace, room)
-        try:
-            held = await history.for_room(namespace, room)
-        except Exception:  # noqa: BLE001 - the history is out of reach: the room's live events only
-            log.warning("history of %s unavailable; %s follows it live only", room, sid, exc_info=True)
-            held = []
-        if eio_sid is None or (not connecting and not manager.is_connected(sid, namespace)):
-            if not connecting:
-                manager.recovering.pop(sid, None)
-            return
-        until = stream_order(since)
-        earlier = [entry for entry in held
-                   if stream_order(entry.offset) <= until and self._reaches(namespace, entry, sid, [room])]
-        for n, entry in enumerate(earlier, 1):
-            # as it was sent, without its offset (the client stands further on), but for the last one: it
-            # carries where the client stands now (`since`), so that coming back later does not repeat these
-            mark = since if n == len(earlier) else None
-            self.write_now(eio_sid, self._encode(namespace, eio_sid, entry.event, entry.args, mark))
-        if not connecting:
-            self._replay(namespace, sid, eio_sid, [], since)
-
-    async def hello(self, sid: str, namespace: str, event: str, data: Any, recovery: Recovery) -> None:
-        """A raw connection's first message, with `offset` (where it stands) and `recovery` at the top of
-        its envelope (see `Namespace.hello`)."""
-        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
-        peer = self.raw_peers.get(eio_sid) if eio_sid is not None else None
-        if peer is not None:
-            await peer.send(peer.codec.encode(event, data, peer.form, recovery.offset, {"recovery": recovery.fields()}))
-
-    def _keep_session(self, namespace: str, sid: str) -> None:
-        """Store a connected client's session where another instance can restore it (Redis), so that
-        even the death of this instance leaves it recoverable."""
-        history, pid = self.manager.history, self.pids.get(sid)
-        if history is not None and history.shared and pid is not None:
-            history.save(namespace, self._session(namespace, sid, pid), connected=True)
-
-    def _session(self, namespace: str, sid: str, pid: str) -> Session:
-        handler = self.namespace_handlers[namespace]
-        rooms = tuple(str(room) for room in self.manager.get_rooms(sid, namespace) if room != sid)
-        return Session(pid, sid, handler.identity(sid), rooms)
-
-    def room_changed(self, namespace: str, sid: str, room: Any, entered: bool) -> None:
-        """A manager watcher: a connected client's rooms changed, so does its stored session (Redis)."""
-        if sid in self.pids and self.manager.is_connected(sid, namespace):
-            self._keep_session(namespace, sid)
-
-    async def refresh_sessions(self) -> None:
-        """Write every connected client's session again before its time in Redis runs out."""
-        if self.manager.history is None or not self.manager.history.shared:
-            return
-        for namespace in self.namespace_handlers:
-            for sid, _ in list(self.manager.get_participants(namespace, None)):
-                self._keep_session(namespace, sid)
+            asyncio.get_running_loop().create_task(self.close_socket(eio_sid, CLOSE_NORMAL, reason))
 
     async def _handle_disconnect(self, eio_sid: str, namespace: str, reason: Any = None) -> None:
-        """A client left: its session is kept for RECOVERY_WINDOW unless it left on purpose (it said so,
-        or the server disconnected it), as Socket.IO does."""
-        history = self.manager.history
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace) if history is not None else None
-        pid = self.pids.pop(sid, None) if sid is not None else None
-        if pid is not None and history is not None:
-            if reason in (self.reason.CLIENT_DISCONNECT, self.reason.SERVER_DISCONNECT):
-                history.forget(namespace, pid)
-            else:
-                history.save(namespace, self._session(namespace, sid, pid), connected=False)  # type: ignore[arg-type]
+        self.recovery.left(eio_sid, namespace, reason)
         await super()._handle_disconnect(eio_sid, namespace, reason)
 
     async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:
