@@ -21,12 +21,16 @@ ROOM = "/api/v1/presence/chat/session:shared"
 async def until_listed(server: Any, path: str, count: int, token: str = ROLES["admin"],
                        timeout: float = TIMEOUT) -> dict[str, Any]:
     """Poll until the room lists `count` connections: a real condition, polled briefly."""
-    async with asyncio.timeout(timeout):
-        while True:
-            status, body = await presence(server, path, token)
-            if status == 200 and len(body["connections"]) == count:
-                return body
-            await asyncio.sleep(0.05)
+    last: Any = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                status, body = last = await presence(server, path, token)
+                if status == 200 and len(body["connections"]) == count:
+                    return body
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not {count} listed within {timeout} s; last answer: {last}") from None
 
 
 async def test_every_instance_answers_for_every_instance(pair: Any, raw_to: Any, sio_to: Any) -> None:
