@@ -55,6 +55,7 @@ log = logging.getLogger("ponte")
 # Each namespace and the protocol it speaks to both transports (raw endpoints below).
 NAMESPACES = {"/omni": (OmniNamespace, omni), "/chat": (ChatNamespace, cidadao),
               "/investigations": (InvestigationsNamespace, cidadao)}
+HISTORY_READY_WAIT = 3.0  # seconds start-up waits for Redis's history streams (Redis may be absent: it goes on)
 DRAIN_SECONDS = 10.0  # for the whole drain; Heroku kills a dyno 30 s after SIGTERM
 ENDPOINTS = [
     Endpoint("/ws", "/omni", omni, lambda request: {}),
@@ -165,6 +166,9 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     history = sio.manager.history
     if history is not None:
         history.start()
+        if isinstance(sio.manager, RedisFanoutManager):  # serve once the streams' heads are known, if Redis answers
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sio.manager.history_ready.wait(), HISTORY_READY_WAIT)
         if history.shared:
             sio.manager.watchers.append(sio.recovery.room_changed)
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),

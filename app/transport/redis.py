@@ -78,6 +78,9 @@ class RedisFanoutManager(FanoutManager):
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
         self.history_gaps = 0  # times a history stream was found trimmed or lost past what was read here
+        # set once this instance knows where each history stream stands: a client connecting before that
+        # would get an offset the stream does not know (start-up waits for it while Redis answers)
+        self.history_ready = asyncio.Event()
         self.on_gap: Callable[[], None] = lambda: None
         self.reconnects = 0
         self.on_lost: Callable[[int, str], None] = lambda count, why: None
@@ -189,6 +192,7 @@ class RedisFanoutManager(FanoutManager):
             try:
                 if not last:
                     last = await self._history_heads(streams)
+                    self.history_ready.set()
                 else:
                     await self._check_trimmed(last)
                 delay = 0.1
