@@ -160,7 +160,8 @@ class Recoveries:
         manager = self.manager
         manager.recovering.pop(sid, None)
         tail = manager.delivered_since(namespace, last) if last is not None else []
-        if tail is None:
+        if tail is None:  # also a client that connected before this instance knew its streams' heads
+            # (start-up waits for them while Redis answers): it reconnects and gets a known offset
             log.warning("recovery of %s: events sent while it connected are no longer held; closing it", sid)
             return self.server.write_close(eio_sid, "resync: reconnect")
         rooms = manager.get_rooms(sid, namespace)
