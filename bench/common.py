@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -45,3 +46,22 @@ def raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """End a bench server: close its stdin (it exits on EOF), then terminate, then kill, 10 s each."""
+    if process.poll() is not None:
+        return
+    try:
+        assert process.stdin is not None
+        process.stdin.close()
+    except OSError:
+        pass
+    for end in (None, process.terminate, process.kill):
+        if end is not None:
+            end()
+        try:
+            process.wait(10)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -480,16 +480,7 @@ class Fleet:
         self.stop()
 
     def stop(self) -> None:
-        for process, conn in self.workers:
-            try:
-                conn.send(("quit",))
-            except (OSError, ValueError):
-                pass
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
-            conn.close()
+        stop_workers(self.workers)
         self.workers = []
 
 
@@ -613,6 +604,20 @@ def main() -> None:
     result.pop("runs")
     print(json.dumps(result))
     print(json.dumps(measure_disconnect(fleet, args.url, args.pid)))
+
+
+def stop_workers(workers: list[tuple[Any, Any]]) -> None:
+    """Tell each load worker (process, pipe) to quit; kill those still there after 10 s."""
+    for process, conn in workers:
+        try:
+            conn.send(("quit",))
+        except (OSError, ValueError):
+            pass
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -58,9 +58,9 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import load  # noqa: E402
-from common import SECRET, make_token, raise_nofile  # noqa: E402
+from common import SECRET, make_token, raise_nofile, stop_process  # noqa: E402
 from load import RAW, Fleet, median, percentile  # noqa: E402
-from redis_bench import ForeignLoad, fmt, machine, markdown_table, split_cpus  # noqa: E402
+from redis_bench import ForeignLoad, finite, fmt, machine, markdown_table, split_cpus  # noqa: E402
 from redis_servers import RedisServer, free_port, pinner  # noqa: E402
 
 PY = sys.executable
@@ -134,17 +134,7 @@ class Instance:
         return len(text), text[-lines:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.log.close()
 
 
@@ -393,16 +383,7 @@ class RecFleet:
         return sorted(out, key=lambda r: r["index"])
 
     def stop(self) -> None:
-        for process, conn in self.workers:
-            try:
-                conn.send(("quit",))
-            except (OSError, ValueError):
-                pass
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
-            conn.close()
+        load.stop_workers(self.workers)
         self.workers = []
 
 
@@ -884,16 +865,6 @@ def cost_table(results: dict[str, dict[str, Any]]) -> str:
                      f"{fmt(off['redis_cpu_us_per_delivery'], '{:.2f}')}",
                      f"{on['missing'] + off['missing']}"])
     return markdown_table(header, body)
-
-
-def finite(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------

@@ -472,7 +472,7 @@ def finite(obj: Any) -> Any:
         return None
     if isinstance(obj, dict):
         return {str(k): finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [finite(v) for v in obj]
     return obj
 

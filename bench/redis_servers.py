@@ -31,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from common import EVENT, HEARTBEAT, NAMESPACE, ROOM, now_iso, raise_nofile  # noqa: E402
+from common import EVENT, HEARTBEAT, NAMESPACE, ROOM, now_iso, raise_nofile, stop_process  # noqa: E402
 from lifetime import stop_when_orphaned  # noqa: E402
 
 PY = sys.executable
@@ -222,21 +222,7 @@ class ServerProcess:
             return {}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            try:
-                self.process.stdin.close()  # the server exits on EOF
-            except OSError:
-                pass
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.terminate()
-                try:
-                    self.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(10)
+        stop_process(self.process)
         self.log.close()
 
 

@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import load  # noqa: E402
-from common import raise_nofile  # noqa: E402
+from common import raise_nofile, stop_process  # noqa: E402
 from load import RAW, SIO, Fleet  # noqa: E402
 
 NODE_DIR = BENCH / "baseline_node"
@@ -267,18 +267,7 @@ class Server:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()  # the server exits on EOF
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.terminate()
-                try:
-                    self.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(10)
+        stop_process(self.process)
         self.log.close()
 
 
