@@ -104,13 +104,23 @@ class FanoutManager(socketio.AsyncManager):
         if callback is not None:  # acks: the stock path
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         room = to or room
-        eio_sid = self.eio_sid_from_sid(room, namespace) if skip_sid is None and isinstance(room, str) else None
-        if eio_sid is not None:  # a reply to one connection: no room to walk, and not kept
+        if self.history is not None and self.local_sid(namespace, room, skip_sid) is None:
+            await self.keep(namespace, room, skip_sid, event, args_of(data))
+        else:
+            await self.deliver_live(namespace, room, skip_sid, event, args_of(data))
+
+    def local_sid(self, namespace: str, room: Any, skip_sid: Any = None) -> str | None:
+        """The Engine.IO id of this instance's connection when `room` names one (a reply, not kept)."""
+        if skip_sid is None and isinstance(room, str):
+            return self.eio_sid_from_sid(room, namespace)  # type: ignore[no-any-return]
+        return None
+
+    async def deliver_live(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
+        """Deliver here, without keeping it: to one connection (no room to walk), or to a room's members."""
+        eio_sid = self.local_sid(namespace, room, skip_sid)
+        if eio_sid is not None:
             await self.deliver(namespace, ((room, eio_sid),), None, event, args)
-        elif self.history is not None:
-            await self.keep(namespace, room, skip_sid, event, args)
         elif namespace in self.rooms:
             await self.deliver(namespace, self.get_participants(namespace, room), skip_sid, event, args)
 
@@ -176,7 +186,7 @@ class FanoutManager(socketio.AsyncManager):
         clients being connected: their replay brings it, in order."""
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         held = self.recovering if offset is not None and self.recovering else None
-        raw_data = args[0] if len(args) == 1 else args
+        raw_data = payload_of(args)
         # form (Socket.IO: "", or "+" with the offset as last argument) → (text, frame)
         encoded: dict[str, tuple[str, bytes | None] | None] = {}
         binary: Any = None  # the packet python-socketio sends when the data holds bytes
@@ -191,8 +201,7 @@ class FanoutManager(socketio.AsyncManager):
             peer = peers.get(eio_sid)
             form = peer.form if peer is not None else "+" if sid in self.with_offsets else ""
             if form not in encoded:
-                text = peer.codec.encode(event, raw_data, form, offset) if peer is not None else \
-                    socketio_event(namespace, event, [*args, offset] if form == "+" and offset else args)
+                text = encode_for(namespace, peer, form, event, args, offset)
                 encoded[form] = None if text is None else framed(text)
             message = encoded[form]
             if message is None:  # bytes somewhere in the data: python-socketio's binary packets
@@ -205,6 +214,24 @@ class FanoutManager(socketio.AsyncManager):
                 await (peer.send(text) if peer is not None else server.to_engineio(eio_sid, text))
         if self.metrics is not None and delivered:
             self.metrics.delivered(namespace, event, delivered)
+
+
+def args_of(data: Any) -> list[Any]:
+    """An emit's data as its event's arguments (python-socketio's convention: a tuple is several)."""
+    return list(data) if isinstance(data, tuple) else [] if data is None else [data]
+
+
+def payload_of(args: list[Any]) -> Any:
+    """What a raw envelope's `data` and a per-recipient filter see of an event's arguments."""
+    return args[0] if len(args) == 1 else args
+
+
+def encode_for(namespace: str, peer: Any, form: str, event: str, args: list[Any], offset: str | None) -> str | None:
+    """An event as one wire format writes it: a raw peer's envelope (with `offset` at its top), or a
+    Socket.IO EVENT packet (form "+": with the offset as last argument)."""
+    if peer is not None:
+        return peer.codec.encode(event, payload_of(args), form, offset)  # type: ignore[no-any-return]
+    return socketio_event(namespace, event, [*args, offset] if form == "+" and offset else args)
 
 
 def framed(text: str) -> tuple[str, bytes | None]:

@@ -32,6 +32,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..errors import PonteError
 from .history import Recovery
+from .manager import args_of
 
 __all__ = ["Namespace", "Recovery", "Refused"]  # raise Refused(message, data) in on_connect to refuse a connection
 
@@ -48,12 +49,11 @@ class Namespace(socketio.AsyncNamespace):
         """python-socketio's emit; a reply to one connection of this instance goes straight to it (what
         the manager would do too, without python-socketio's two layers in between)."""
         target = to or room
-        if isinstance(target, str) and skip_sid is None and callback is None and namespace is None:
+        if callback is None and namespace is None:
             manager = self.server.manager
-            eio_sid = manager.eio_sid_from_sid(target, self.namespace)
+            eio_sid = manager.local_sid(self.namespace, target, skip_sid)
             if eio_sid is not None:
-                args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-                await manager.deliver(self.namespace, ((target, eio_sid),), None, event, args)
+                await manager.deliver(self.namespace, ((target, eio_sid),), None, event, args_of(data))
                 return
         await super().emit(event, data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,
                            callback=callback, ignore_queue=ignore_queue)

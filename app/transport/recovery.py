@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .history import Entry, Recovery, Session, new_pid, stream_order
-from .manager import socketio_event
+from .manager import encode_for, payload_of
 
 if TYPE_CHECKING:
     from .server import PonteServer
@@ -170,17 +170,14 @@ class Recoveries:
 
     def reaches(self, namespace: str, entry: Entry, sid: str, rooms: list[Any]) -> bool:
         keep = self.manager.filters.get((namespace, entry.event))
-        data = entry.args[0] if len(entry.args) == 1 else entry.args
-        return entry.reaches(sid, rooms) and (keep is None or keep(sid, data))
+        return entry.reaches(sid, rooms) and (keep is None or keep(sid, payload_of(entry.args)))
 
     def encode(self, namespace: str, eio_sid: str, event: str, args: list[Any], offset: str | None) -> str:
+        """An event as this connection's wire format writes it (what `deliver` sends it too)."""
         peer = self.server.raw_peers.get(eio_sid)
-        if peer is not None:
-            return peer.codec.encode(event, args[0] if len(args) == 1 else args, peer.form, offset)
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        with_offset = offset is not None and sid in self.manager.with_offsets
-        text = socketio_event(namespace, event, [*args, offset] if with_offset else args)
-        return text if text is not None else ""
+        form = peer.form if peer is not None else "+" if sid in self.manager.with_offsets else ""
+        return encode_for(namespace, peer, form, event, args, offset) or ""
 
     # -- late followers and first messages ----------------------------------------------------------------
 

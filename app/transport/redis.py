@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from .history import Entry, RedisHistory, entries, stream_order
-from .manager import FanoutManager
+from .manager import FanoutManager, args_of
 from ..tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.redis")
@@ -109,8 +109,7 @@ class RedisFanoutManager(FanoutManager):
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room
         if self.history is not None and callback is None and not self._is_local_sid(namespace, room):
-            args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-            return await self.keep(namespace, room, skip_sid, event, args)
+            return await self.keep(namespace, room, skip_sid, event, args_of(data))
         await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
         if kwargs.get("ignore_queue") or callback is not None or self._is_local_sid(namespace, room):
             return
@@ -136,9 +135,7 @@ class RedisFanoutManager(FanoutManager):
     async def deliver_unkept(self, namespace: str, entry: Entry) -> None:
         """Deliver here an event that could not be kept: live, without an offset (its loss elsewhere is
         counted)."""
-        if namespace in self.rooms:
-            await self.deliver(namespace, self.get_participants(namespace, entry.room), entry.skip, entry.event,
-                               entry.args)
+        await self.deliver_live(namespace, entry.room, entry.skip, entry.event, entry.args)
 
     def _is_local_sid(self, namespace: str, room: Any) -> bool:
         return isinstance(room, str) and self.is_connected(room, namespace)
@@ -313,13 +310,7 @@ class RedisFanoutManager(FanoutManager):
         if message.binary or message.event is None:
             return  # binary payloads are refused on every transport
         args = message.data if isinstance(message.data, list) else [message.data]
-        namespace = message.namespace or "/"
-        eio_sid = self.eio_sid_from_sid(message.room, namespace) if isinstance(message.room, str) else None
-        if eio_sid is not None and message.skip_sid is None:
-            await self.deliver(namespace, ((message.room, eio_sid),), None, message.event, args)
-        elif namespace in self.rooms:
-            await self.deliver(namespace, self.get_participants(namespace, message.room), message.skip_sid,
-                               message.event, args)
+        await self.deliver_live(message.namespace or "/", message.room, message.skip_sid, message.event, args)
 
     async def _remote_disconnect(self, message: PubSubMessage) -> None:
         namespace = message.namespace or "/"
