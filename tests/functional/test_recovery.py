@@ -316,3 +316,34 @@ async def test_a_followed_execution_comes_back_without_repeating_its_replay(
     await sio.emit("EXECUCAO_STATUS", {"marker": "live"}, room=room, namespace="/omni")
     assert (await receive(back))["data"] == {"marker": "live"}
     blog_site.hold.set()
+
+
+@pytest.mark.parametrize("query,asked", [
+    ({"pid": "x" * 65, "since": "1-1"}, False),  # longer than any pid: not a recovery request at all
+    ({"pid": "made-up-pid", "since": "not an offset"}, True),
+    ({"pid": "made-up-pid", "since": "99999999999999-0"}, True),  # far ahead of anything held
+    ({"since": "1-1"}, False),  # an offset without a pid
+])
+async def test_garbage_recovery_requests_connect_as_new(server: Any, raw_to: Any, query: dict[str, str],
+                                                        asked: bool) -> None:
+    """An anonymous chat client (no token) with a made-up or oversized pid and offset is a new connection:
+    not recovered, told to resync only when it asked, no session or room of anyone's, nothing replayed."""
+    where = await place(server, "chat")
+    owner, pid, since = await joined(raw_to, server, where)
+    client = await raw_to(server, "/api/v1/ws/chat/garbage-anonymous", None, params=query)  # its own session
+    first = await receive(client)
+    assert kind(first) == "connection" and first["recovery"]["recovered"] is False, first
+    assert first["recovery"].get("resync", False) is asked and first["recovery"]["pid"] != pid, first
+    assert sid_of(server, first["recovery"]["pid"]) != sid_of(server, pid)
+    assert await settle(client, where) == []  # nothing of anyone's session replayed
+    assert await settle(owner, where) == []
+    await live(server, owner, where, 1)  # the owner's session is untouched
+
+
+async def test_garbage_socketio_recovery_auth_connects_as_new(server: Any, sio: Any) -> None:
+    """Socket.IO auth whose pid or offset is not a string (or too long) is ignored: a new session."""
+    for auth in ({"pid": {"$ne": 1}, "offset": ["x"]}, {"pid": "p" * 500, "offset": "1-1"}, {"pid": 7}):
+        client = await sio("/chat", auth={"session_id": "garbage", **auth})
+        assert client.connect_error is None
+        assert (await client.recv_kind("connection"))["session_id"] == "garbage"
+        assert server.app[SIO_KEY].manager.get_rooms(client.client.get_sid("/chat"), "/chat")
