@@ -25,7 +25,7 @@ from engines.agents import language
 from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
-from . import downloads, investigations_api, presence_api, publish
+from . import downloads, investigations_api, logs, presence_api, publish
 from .audit import AUDIT
 from .auth import TokenVerifier
 from .gateway import Gateway
@@ -234,6 +234,7 @@ async def every(interval: float, job: Any, *args: Any) -> None:
 
 async def sweep(sio: PonteServer, settings: Settings) -> None:
     """Close clients idle for IDLE_TIMEOUT (1000) and those whose token expired (1008)."""
+    logs.report_held()
     await sio.close_idle(settings.idle_timeout, CLOSE_NORMAL,
                          f"idle timeout: no message for {settings.idle_timeout:g} s")
     for path in NAMESPACES:
@@ -271,3 +272,4 @@ async def close_clients(app: web.Application) -> None:
         await sio.shutdown()
     log.info("drained: closed %d raw, %d Socket.IO (%d polling) connections in %.1f s",
              raw, sockets, polling, time.monotonic() - started)
+    logs.report_held()

@@ -19,14 +19,24 @@ aiohttp internals relied on (aiohttp 3.14; tests/functional/test_http_guard.py p
 - `RequestHandler._process_keepalive()`: the idle timer's callback; it closes the transport (setting
   `transport` to None) only while no request is being handled or queued.
 - `RequestHandler._request_count`: how many requests were parsed on the connection so far.
+- `RequestHandler._messages` (a deque of `(RawRequestMessage, payload)` waiting for their handler) and
+  `_parser` (the HTTP parser, None once the connection is lost, unused once it is upgraded); a request's
+  `_message`, `_headers`, `_rel_url`, `_cache` and `_protocol`: what `shed` and `data_received` trim.
+
+A WebSocket's upgrade request lives as long as the connection: aiohttp's handler task holds the request
+and the parsed message until the socket closes. `shed` drops from it what a connected socket no longer
+needs, and no request keeps its raw header bytes, which nothing here reads.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_parser import RawRequestMessage
+from multidict import CIMultiDict, CIMultiDictProxy
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
@@ -80,6 +90,10 @@ class GuardedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         self._last_data = self._loop.time()
         super().data_received(data)
+        waiting = self._messages
+        for i, (message, payload) in enumerate(waiting):  # parsed, waiting for their handler
+            if isinstance(message, RawRequestMessage) and message.raw_headers:
+                waiting[i] = message._replace(raw_headers=()), payload  # bytes nothing here reads
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> StreamResponse:
@@ -104,3 +118,28 @@ class GuardedRequestHandler(RequestHandler):
         """Whether the connection never sent a whole request, or sent part of one since the last response
         (the timer fires keepalive_timeout after that response, so later bytes belong to a new request)."""
         return self._request_count == 0 or self._last_data > self._loop.time() - self.keepalive_timeout
+
+
+NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+def shed(request: web.Request, headers: tuple[str, ...] = (), query: bool = False) -> None:
+    """Drop what a connected WebSocket's upgrade request no longer needs: every header but `headers`,
+    the query string unless `query` (a raw client's token goes with it), aiohttp's cached properties
+    but the peer's address, and the connection's HTTP parser. The parsed message itself is still held
+    by aiohttp's handler coroutine, so its header table is emptied in place (found as the one referent
+    of its read-only proxy)."""
+    message = request._message
+    kept = CIMultiDictProxy(CIMultiDict(
+        (name, value) for name in headers for value in message.headers.getall(name, ()))) if headers else NO_HEADERS
+    url = request.rel_url if query else request.rel_url.with_query(None)
+    remote = request.remote
+    for table in gc.get_referents(message.headers):
+        if isinstance(table, CIMultiDict):
+            table.clear()
+    request._message = message._replace(headers=kept, url=url)
+    request._headers = kept
+    request._rel_url = url
+    request._cache = {"remote": remote}
+    if request._protocol is not None:
+        request._protocol._parser = None

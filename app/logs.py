@@ -54,6 +54,16 @@ class Throttle(logging.Filter):
         super().__init__()
         self.budgets: dict[tuple[str, Any], LogBudget] = {}
 
+    def held(self) -> list[tuple[str, Any, int]]:
+        """The kinds of line held back since their last line got through (logger, template, count),
+        forgetting them: a flood that stops still gets its count said, by `report_held`."""
+        out = []
+        for (name, template), budget in self.budgets.items():
+            if budget.held:
+                out.append((name, template, budget.held))
+                budget.held = 0
+        return out
+
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name in PER_CONNECTION:
             return True
@@ -70,6 +80,17 @@ class Throttle(logging.Filter):
             record.msg = f"{record.getMessage()} [{held} similar lines suppressed]"
             record.args = None
         return True
+
+
+THROTTLES: list[Throttle] = []
+
+
+def report_held() -> None:
+    """Say how many lines of each kind were held back and not yet counted on a later line of their kind
+    (called every few seconds by the sweeper and once when the server stops)."""
+    for throttle in THROTTLES:
+        for name, template, count in throttle.held():
+            logging.getLogger(name).info("[%d similar lines suppressed: %.80s]", count, str(template))
 
 
 class ClientErrorsAsInfo(logging.Filter):
@@ -93,7 +114,9 @@ def setup(level: str, audit: bool = True) -> None:
     logging.basicConfig(stream=sys.stdout, level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        handler.addFilter(Throttle())
+        if not any(isinstance(f, Throttle) for f in handler.filters):
+            THROTTLES.append(Throttle())
+            handler.addFilter(THROTTLES[-1])
     audit_log = logging.getLogger("ponte.audit")
     audit_log.propagate = False
     audit_log.setLevel(logging.INFO if audit else logging.WARNING)

@@ -24,12 +24,17 @@ from engineio.async_socket import AsyncSocket
 
 from ..guards import ABUSE, ADMIT
 from ..errors import CLOSE_POLICY
+from ..http_guard import shed
 from .writer import CLOSE_WAIT, SocketWriter, text_frame
 
 if TYPE_CHECKING:
     from .server import PonteServer
 
 log = logging.getLogger("ponte.sio")
+# What a later namespace's handshake on this connection reads of its request: the token (app/auth.py
+# find_token), the origin its download and report URLs point to (app/origins.py origin_params) and the
+# audit line of a refusal. The rest of the upgrade request's headers are dropped once it is open.
+HANDSHAKE_HEADERS = ("Authorization", "Sec-WebSocket-Protocol", "Host", "X-Forwarded-Proto", "Origin")
 EIO_TYPES = "0123456"  # Engine.IO packet types; "4" is a message, which Socket.IO decodes
 PING, PONG, MESSAGE, UPGRADE, CLOSE = "2", "3", "4", "5", "1"
 
@@ -113,6 +118,7 @@ class EngineIOWebSocket:
         # only the request; python-socketio keeps this dict for the connection's lifetime.
         environ.clear()
         environ["aiohttp.request"] = request
+        shed(request, HANDSHAKE_HEADERS, query=True)
         try:
             reason = await self._read(ws)
         finally:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from aiohttp import WSMsgType, web
 
 from .. import origins
+from ..http_guard import shed
 from ..auth import SUBPROTOCOL_MARKERS
 from .codecs import Codec, DecodeError
 from ..audit import AUDIT
@@ -114,6 +115,7 @@ class RawBridge:
             if sid is None:
                 await self._refuse(peer, endpoint)
                 return ws
+            shed(request)
             while (msg := await ws.receive()).type not in CLOSING_TYPES:
                 peer.alive = True
                 if not await self._admit(peer, namespace, sid):  # every frame counts, whatever its type

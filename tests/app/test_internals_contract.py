@@ -10,6 +10,7 @@ import engineio
 import pytest
 import socketio
 from aiohttp import web
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.web_protocol import RequestHandler
 from engineio.async_socket import AsyncSocket
 from socketio import packet
@@ -50,6 +51,10 @@ MANAGER_ATTRIBUTES = ["pending_connect", "pending_disconnect", "callbacks", "roo
 SOCKET_ATTRIBUTES = ["queue", "connected", "upgrading", "upgraded", "closed", "closing", "sid", "last_ping"]
 ENGINEIO_ATTRIBUTES = ["async_handlers", "max_http_buffer_size", "ping_timeout", "reason", "sockets"]
 ENGINEIO_REASONS = ["CLIENT_DISCONNECT", "PING_TIMEOUT", "SERVER_DISCONNECT", "TRANSPORT_CLOSE", "TRANSPORT_ERROR"]
+# app/http_guard.py: what `shed` and `GuardedRequestHandler.data_received` trim
+REQUEST_SLOTS = ["_message", "_headers", "_rel_url", "_cache", "_protocol"]
+HANDLER_SLOTS = ["_messages", "_parser"]
+RAW_MESSAGE_FIELDS = ["headers", "raw_headers", "url", "_replace"]
 ENGINEIO_DRIVER_KEYS = ["websocket", "translate_request"]
 PACKET_NAMES = ["CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK"]
 
@@ -75,3 +80,9 @@ def test_attributes_exist() -> None:
         assert not missing, f"{type(owner).__name__} lacks {missing}"
     assert set(ENGINEIO_DRIVER_KEYS) <= set(server.eio._async), sorted(server.eio._async)
     assert hasattr(server.reason, "CLIENT_DISCONNECT")
+    request_slots = web.BaseRequest.ATTRS  # the attributes a request may have (it refuses others)
+    handler_slots = {name for cls in RequestHandler.__mro__ for name in getattr(cls, "__slots__", ())}
+    assert set(REQUEST_SLOTS) <= request_slots, f"aiohttp's BaseRequest lacks {set(REQUEST_SLOTS) - request_slots}"
+    assert set(HANDLER_SLOTS) <= handler_slots, f"aiohttp's RequestHandler lacks {set(HANDLER_SLOTS) - handler_slots}"
+    missing = [name for name in RAW_MESSAGE_FIELDS if not hasattr(RawRequestMessage, name)]
+    assert not missing, f"aiohttp's RawRequestMessage lacks {missing}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from app.logs import ClientErrorsAsInfo, LogBudget, Throttle
+from app.logs import THROTTLES, ClientErrorsAsInfo, LogBudget, Throttle, report_held
 
 
 def test_budget_burst_then_rate_and_count_of_held_lines() -> None:
@@ -23,6 +23,23 @@ def test_throttle_is_per_kind_of_line() -> None:
     passed = [throttle.filter(record("closing %s: %s", f"sid{i}", "parse error")) for i in range(100)]
     assert passed.count(True) <= 21
     assert throttle.filter(record("another kind of line"))
+
+
+def test_a_flood_that_stops_still_gets_its_count_said(caplog: object) -> None:
+    """Lines held back and never followed by one of their kind are counted by `report_held` (the sweeper
+    calls it every few seconds, and the server once when it stops), once."""
+    throttle = Throttle()
+    THROTTLES.append(throttle)  # as logs.setup installs it
+    try:
+        passed = [throttle.filter(record("closing %s: %s", f"sid{i}", "parse error")) for i in range(100)]
+        with caplog.at_level(logging.INFO, logger="ponte.sio"):  # type: ignore[attr-defined]
+            report_held()
+            report_held()
+        said = [r.getMessage() for r in caplog.records  # type: ignore[attr-defined]
+                if "similar lines suppressed" in r.getMessage()]
+        assert said == [f"[{passed.count(False)} similar lines suppressed: closing %s: %s]"]
+    finally:
+        THROTTLES.remove(throttle)
 
 
 def test_per_connection_lines_are_never_throttled() -> None:

@@ -299,6 +299,36 @@ async def test_token_in_sio_header(server: Any, sio: Any) -> None:
     assert (await io.recv_kind("SESSAO_PONG"))["request_id"] == "header"
 
 
+@pytest.mark.parametrize("where", ["header", "query"])
+async def test_namespace_connect_after_the_upgrade_request_is_trimmed(server: Any, where: str) -> None:
+    """On a WebSocket from the start, a client's namespace CONNECTs are read after Ponte has dropped what
+    an open connection no longer needs of its upgrade request: the token in the Authorization header or
+    the query string still authenticates both namespaces, and a bad one is still refused."""
+    async def connect(token: str) -> SioClient:
+        io = SioClient("/omni")
+        url = server.make_url("/")
+        headers = {"Authorization": f"Bearer {token}"} if where == "header" else {}
+        with contextlib.suppress(socketio.exceptions.ConnectionError):
+            await io.client.connect(str(url.with_query(token=token) if where == "query" else url),
+                                    headers=headers, namespaces=["/omni", "/chat"],
+                                    auth={"session_id": f"trim-{where}"}, transports=["websocket"],
+                                    wait_timeout=TIMEOUT)
+        return io
+
+    io = await connect(make_token("alice"))
+    try:
+        assert io.connect_error is None and set(io.client.namespaces) == {"/omni", "/chat"}
+        await io.emit("SESSAO_PING", {"request_id": where})
+        assert (await io.recv_kind("SESSAO_PONG"))["request_id"] == where
+    finally:
+        await io.client.disconnect()
+    refused = await connect(BAD_TOKENS["expired"]())
+    try:
+        assert not refused.client.namespaces
+    finally:
+        await refused.client.disconnect()
+
+
 # -- public-key tokens and algorithm confusion ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
