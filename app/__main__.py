@@ -1,4 +1,5 @@
-"""`python -m app` serves; `python -m app token --sub USER` prints a token for the configured key."""
+"""`python -m app` serves; `python -m app worker` runs jobs from the queue in Redis; `python -m app token
+--sub USER` prints a token for the configured key."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import logs
+from . import logs, worker
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
 from .factory import create_app, freeze_heap_after_start, new_event_loop
 from .settings import Settings, SettingsError, documented, from_env
@@ -38,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m app", description=__doc__, **formatting)
     commands = main.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the server (the default)", description="Run the server.", **formatting)
+    commands.add_parser("worker", help="run executions and investigations from the queue (needs REDIS_URL)",
+                        description="Run jobs (executions, investigations) from the queue in REDIS_URL, "
+                                    "WORKER_CONCURRENCY at a time, until SIGTERM.", **formatting)
     token = commands.add_parser("token", help="print a JWT signed with the configured key",
                                 description="Print a JWT signed with JWT_SECRET or JWT_PRIVATE_KEY (or the "
                                             "development secret in PONTE_HOME).", **formatting)
@@ -55,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = from_env()
         if args.command == "token":
             return token(settings, args.sub, tuple(args.scope), args.ttl)
+        if args.command == "worker":
+            worker.run(settings)
+            return 0
         serve(settings)
-    except (SettingsError, StartupError) as exc:
+    except (SettingsError, StartupError, worker.WorkerError) as exc:
         print(f"ponte: {exc}", file=sys.stderr)
         return 2
     return 0

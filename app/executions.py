@@ -1,11 +1,16 @@
 """Keyword executions as a service: start, pause, resume, cancel, consult — on any instance.
 
-An execution runs on the instance that started it. Its record (owner, state, progress, result) is
-kept in the record store, so that any instance can answer for it: a control request that reaches
-another instance travels to the running one as an `execution` control message, and the running one
-answers the requester's sid through the manager. Events go to `execution:{id}` and `user:{owner}`.
-MAX_EXECUTIONS_PER_USER holds across instances: each run holds one of its owner's slots, claims in the
-record store; MAX_EXECUTIONS is this instance's.
+An execution is a job (app/jobs.py): without Redis it runs in the server that started it; with Redis,
+on whichever worker takes it from the queue. Its record (owner, state, progress, result) is kept in the
+record store, so that any instance can answer for it. A control request for a job that runs elsewhere
+travels to it as an `execution` control message, and the running process answers the requester's sid
+through Redis; a job still waiting on the queue is paused, resumed or cancelled by the gateway itself.
+Events go to `execution:{id}` and `user:{owner}`. MAX_EXECUTIONS_PER_USER holds across instances: each
+run holds one of its owner's slots, claimed in the record store from its start until it ends.
+
+A job taken up again after its worker died starts over with a clear status (EXECUCAO_STATUS with
+`tentativa` 2, 3…); whatever happens, its followers get one final event (EXECUCAO_CONCLUIDA, _ERRO or
+_CANCELADA): the first process to store it (`records.put_new`) is the one that emits it.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from engines.keywords.runner import ClusterFormed, ExecutionRunner, Finished, Ke
 from .transport.codecs import answering
 from .transport.codecs.omni import RECOMMENDATIONS
 from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
+from .jobs import Jobs
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
 
@@ -37,6 +43,8 @@ CONTROL = "execution"  # the manager's control message carrying a pause/resume/c
 SAVE_EVERY = 1.0  # seconds between two progress writes of one execution
 TOUCH_EVERY = 10.0  # seconds between liveness writes of an execution that makes no progress (paused)
 STALE_AFTER = 60.0  # seconds without a write: the instance running it is gone
+QUEUED_SLOT = 3600.0  # seconds the owner's slot is held for a job waiting for a worker
+FINAL = "execution-final"  # the record kind whose first writer emits an execution's final event
 TERMINAL = ("concluida", "cancelada", "erro")
 # action → (states it is allowed from, the state it leads to, the answer event)
 TRANSITIONS = {
@@ -66,41 +74,89 @@ class Run:
     estimated: float | None = None
     saved: float = 0.0
     slot: str | None = None  # the owner's execution slot it holds (app.records claim)
+    attempt: int = 1
 
 
 class ExecutionService:
     """Runs executions on this instance and answers for executions on any instance."""
 
-    def __init__(self, sio: Any, settings: Settings, records: RecordStore) -> None:
+    def __init__(self, sio: Any, settings: Settings, records: RecordStore, jobs: Jobs) -> None:
         self.sio = sio
         self.settings = settings
         self.records = records
+        self.jobs = jobs
         self.instance = uuid.uuid4().hex[:12]
         self.runs: dict[str, Run] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._hooked = False
+        jobs.register(KIND, self.execute, self.gave_up)
 
     # -- requests ----------------------------------------------------------------------------------
 
     async def start(self, owner: str, config: dict[str, Any], origin: str) -> Run:
-        """Check the URL and the limits, then start an execution in the background."""
-        self._hook()
-        if len(self.runs) >= self.settings.max_executions:
+        """Check the URL and the limits, then submit the execution's job; the run as it stands."""
+        self.listen()
+        queued = self.jobs.mode == "queue"
+        if not queued and self.jobs.local(KIND) >= self.settings.max_executions:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de execuções simultâneas do servidor atingido",
                              {"limite": self.settings.max_executions, "ativas": len(self.runs)})
         await self._check_url(config["blog_url"])
         run = Run(f"exec_{uuid.uuid4().hex[:12]}", owner, config, origin)
-        run.slot = await self._take_slot(owner)
-        run.gate.set()
+        run.slot = await self._take_slot(owner, QUEUED_SLOT if queued else STALE_AFTER)
+        await self._save(run, force=True)
+        try:
+            position = await self.jobs.submit(KIND, run.id)
+        except Exception as exc:
+            await self._free_slot(run)
+            run.status = "erro"
+            reason = exc if isinstance(exc, PonteError) else PonteError(
+                SYSTEM_ERROR, "fila de trabalhos indisponível", {"motivo": "queue_unavailable"})
+            await self._save(run, force=True, error={"codigo": reason.code, "mensagem": reason.message,
+                                                     "detalhes": reason.details})
+            raise reason from None
+        if position:
+            await self.emit(run, "EXECUCAO_STATUS", {**self.status_payload(run), "status": "na_fila",
+                                                     "posicao": position})
+        return run
+
+    async def execute(self, execution_id: str, attempt: int) -> None:
+        """The job: run the execution its record describes (as it stands: paused, or taken up again)."""
+        record = await self.records.get(KIND, execution_id)
+        if record is None or record["status"] in TERMINAL:
+            return  # expired, or ended while it waited (cancelled on the queue)
+        run = Run(record["id"], record["owner"], record["config"], record["origin"], status=record["status"],
+                  slot=record.get("slot"), attempt=attempt)
+        if run.status != "pausada":
+            run.gate.set()
         self.runs[run.id] = run
+        if attempt > 1:  # its worker died: it starts over, and says so
+            run.status = run.status if run.status == "pausada" else "em_andamento"
+            log.warning("execution %s: attempt %d starts over", run.id, attempt)
+            await self.emit(run, "EXECUCAO_STATUS", {**self.status_payload(run), "tentativa": attempt})
         await self._save(run, force=True)
         run.task = asyncio.get_running_loop().create_task(self._run(run))
-        return run
+        try:
+            await asyncio.wait([run.task])
+        except asyncio.CancelledError:  # this process stops: the run stops with it
+            run.task.cancel()
+            await asyncio.wait([run.task], timeout=1.0)
+            raise
+
+    async def gave_up(self, execution_id: str) -> None:
+        """Every attempt of the job died with its process: its followers are told, once."""
+        record = await self.records.get(KIND, execution_id)
+        if record is None or record["status"] in TERMINAL:
+            return
+        run = Run(record["id"], record["owner"], record["config"], record["origin"], status=record["status"],
+                  slot=record.get("slot"))
+        await self._fail(run, SYSTEM_ERROR, "os processos que executavam esta execução pararam",
+                         {"motivo": "worker_lost"})
+        await self._free_slot(run)
 
     async def control(self, action: str, execution_id: str, sub: str, admin: bool,
                       requester: str, request_id: str | None) -> None:
-        """Pause, resume or cancel, here or on the instance running it."""
-        self._hook()
+        """Pause, resume or cancel, here, on the queue, or on the process running it."""
+        self.listen()
         run = self.runs.get(execution_id)
         if run is not None:
             if run.owner != sub and not admin:
@@ -108,19 +164,42 @@ class ExecutionService:
             await self._apply(run, action, requester, request_id)
             return
         record = await self.record(execution_id, sub, admin)
-        if record["status"] in TERMINAL or record.get("instance") is None:
+        if record["status"] in TERMINAL:
             raise _impossible(action, record["status"])
+        if record.get("instance") is None:  # waiting for a worker (or about to start here)
+            await self._control_waiting(record, action, requester, request_id)
+            return
         await self.sio.share(CONTROL, {"id": execution_id, "action": action, "sid": requester,
                                        "request_id": request_id})
 
-    async def _take_slot(self, owner: str) -> str | None:
+    async def _control_waiting(self, record: dict[str, Any], action: str, requester: str,
+                               request_id: str | None) -> None:
+        """Pause, resume or cancel a job that no process runs yet: its record says what it starts as."""
+        run = Run(record["id"], record["owner"], record["config"], record["origin"], status=record["status"],
+                  slot=record.get("slot"))
+        allowed, status, event = TRANSITIONS[action]
+        if run.status not in allowed:
+            raise _impossible(action, run.status)
+        run.status = status
+        if action == "cancelar":
+            if not await self._claim_final(run.id, status):
+                raise _impossible(action, "concluida")
+            await self.jobs.withdraw(KIND, run.id)
+            await self._free_slot(run)
+        await self._save(run, force=True)
+        await self.emit(run, event, answering({"execucao_id": run.id, "status": status}, request_id), also=requester)
+        # A worker may have taken the job between the record's reading and writing: it follows, quietly
+        # (a control message with no sid), and writes the record again as it runs.
+        await self.sio.share(CONTROL, {"id": run.id, "action": action, "sid": None, "request_id": None})
+
+    async def _take_slot(self, owner: str, hold: float) -> str | None:
         """One of the user's MAX_EXECUTIONS_PER_USER slots, claimed in the record store so that the limit
         holds on every instance (a slot of a lost instance frees itself after STALE_AFTER). None: the store
         is unavailable and only this instance's executions are counted."""
         limit = self.settings.max_executions_per_user
         try:
             for index in range(limit):
-                if await self.records.claim(slot_key(owner, index), STALE_AFTER):
+                if await self.records.claim(slot_key(owner, index), hold):
                     return slot_key(owner, index)
         except RecordStoreError as exc:
             log.warning("execution limit for a user not shared: %s", exc)
@@ -151,7 +230,8 @@ class ExecutionService:
             raise PonteError(VALIDATION_ERROR, f"execução desconhecida: {execution_id}", {"campo": "execucao_id"})
         if record["owner"] != sub and not admin:
             raise _not_owner()
-        if record["status"] not in TERMINAL and time.time() - record["updated_at"] > STALE_AFTER:
+        if (record["status"] not in TERMINAL and record.get("instance") is not None
+                and time.time() - record["updated_at"] > STALE_AFTER):
             record.update(status="erro", instance=None, error={
                 "codigo": "SYSTEM_ERROR", "mensagem": "a instância que executava esta execução parou",
                 "detalhes": {"motivo": "instance_lost"}})
@@ -161,7 +241,8 @@ class ExecutionService:
         return len(self.runs)
 
     async def close(self) -> None:
-        """Stop every execution of this instance (recorded as erro) and the extraction workers."""
+        """Stop every execution of this process and the extraction workers. Embedded, each is recorded
+        as erro; on a worker they go back to the queue (SAQ re-queues them) for another worker."""
         for run in list(self.runs.values()):
             if run.task is not None:
                 run.task.cancel()
@@ -186,7 +267,11 @@ class ExecutionService:
                         timeout=config["timeout"], gate=run.gate):
                     await self._event(run, event)
         except asyncio.CancelledError:
-            if run.status != "cancelada":  # stopped by shutdown, not by the user
+            if run.status == "cancelada":  # by its owner
+                pass
+            elif self.jobs.mode == "queue":  # this worker stops: the job goes back on the queue
+                await self._hand_back(run)
+            else:  # the server stops, and its jobs with it
                 await self._fail(run, "SYSTEM_ERROR", "o servidor foi reiniciado durante a execução",
                                  {"motivo": "shutdown"})
             raise
@@ -199,7 +284,8 @@ class ExecutionService:
             await self._fail(run, SYSTEM_ERROR, "erro interno durante a execução", {})
         finally:
             self.runs.pop(run.id, None)
-            await self._free_slot(run)
+            if run.status in TERMINAL:
+                await self._free_slot(run)
 
     async def _event(self, run: Run, event: RunEvent) -> None:
         if isinstance(event, PageDone):
@@ -225,6 +311,8 @@ class ExecutionService:
                   "tempo_total": done.elapsed, "taxa_sucesso": done.success_rate}
         payload = {"execucao_id": run.id, "resultado": result,
                    "download_url": f"{self.settings.public_url or run.origin}/api/v1/executions/{run.id}/download"}
+        if not await self._claim_final(run.id, "concluida"):
+            return
         await self._save(run, force=True, final=payload, keywords=[_keyword(k) | {"cluster_id": k.cluster_id}
                                                                    for k in done.keywords],
                          clusters=[vars_of(c) for c in done.clusters])
@@ -234,15 +322,41 @@ class ExecutionService:
         run.status = "erro"
         payload = {"execucao_id": run.id, "erro": {"codigo": code, "mensagem": message, "detalhes": details},
                    "recomendacao": ERROR_ADVICE.get(code, RECOMMENDATIONS.get(code))}
+        if not await self._claim_final(run.id, "erro"):
+            return
         await self._save(run, force=True, final=payload)
         await self.emit(run, "EXECUCAO_ERRO", payload)
 
+    async def _hand_back(self, run: Run) -> None:
+        """This worker stops mid-run: the record says no process runs it, until another worker takes it."""
+        self.runs.pop(run.id, None)
+        await self._save(run, force=True)
+
+    async def _claim_final(self, execution_id: str, status: str) -> bool:
+        """Whether this process is the one to end the execution (the first to store its end, everywhere).
+        A store that does not answer is asked again for a few seconds, then the job fails (and is retried)."""
+        for wait in (0.1, 0.5, 1.0, 2.0, None):
+            try:
+                return await self.records.put_new(FINAL, execution_id, {"status": status, "by": self.instance})
+            except RecordStoreError:
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+        return False
+
     # -- transitions -------------------------------------------------------------------------------
 
-    async def _apply(self, run: Run, action: str, requester: str, request_id: str | None) -> None:
+    async def _apply(self, run: Run, action: str, requester: str | None, request_id: str | None,
+                     quiet: bool = False) -> None:
+        """Pause, resume or cancel a run of this process, and answer. `quiet`: the gateway already answered
+        for the job while it waited on the queue; this process, which took it meanwhile, only follows."""
         allowed, status, event = TRANSITIONS[action]
         if run.status not in allowed:
+            if quiet:
+                return  # it started as the gateway left it
             raise _impossible(action, run.status)
+        if action == "cancelar" and not await self._claim_final(run.id, status):
+            quiet = True  # ended meanwhile, or cancelled on the queue: whoever ended it has said so
         run.status = status
         if action == "pausar":
             run.gate.clear()
@@ -252,19 +366,24 @@ class ExecutionService:
             run.task.cancel()
             self.runs.pop(run.id, None)
             await self._free_slot(run)
-        await self._save(run, force=True)
-        await self.emit(run, event, answering({"execucao_id": run.id, "status": status}, request_id), also=requester)
+        if action != "cancelar" or not quiet:
+            await self._save(run, force=True)
+        if not quiet:
+            await self.emit(run, event, answering({"execucao_id": run.id, "status": status}, request_id),
+                            also=requester)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         """A control message from another instance: act if the execution runs here."""
         run = self.runs.get(str(message.get("id")))
         if run is None:
             return
+        sid = message.get("sid")
         try:
-            await self._apply(run, str(message["action"]), str(message["sid"]), message.get("request_id"))
+            await self._apply(run, str(message["action"]), sid, message.get("request_id"), quiet=sid is None)
         except PonteError as exc:
-            event, payload = self.sio.render_error(NAMESPACE, exc, message.get("request_id"))
-            await self.sio.emit(event, payload, namespace=NAMESPACE, to=str(message["sid"]))
+            if sid:
+                event, payload = self.sio.render_error(NAMESPACE, exc, message.get("request_id"))
+                await self.sio.emit(event, payload, namespace=NAMESPACE, to=str(sid))
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -283,10 +402,11 @@ class ExecutionService:
         if not force and now - run.saved < SAVE_EVERY:
             return
         run.saved = now
+        running_here = run.status not in TERMINAL and self.runs.get(run.id) is run
         doc = {"id": run.id, "owner": run.owner, "status": run.status, "config": run.config,
                "origin": run.origin, "progress": run.progress, "keywords_encontradas": run.keywords,
-               "started_at": run.started, "updated_at": time.time(),
-               "instance": None if run.status in TERMINAL else self.instance, **extra}
+               "started_at": run.started, "updated_at": time.time(), "slot": run.slot, "attempt": run.attempt,
+               "instance": self.instance if running_here else None, **extra}
         try:
             await self.records.put(KIND, run.id, doc)
         except RecordStoreError as exc:  # the run goes on; only consulting it elsewhere is affected
@@ -319,7 +439,8 @@ class ExecutionService:
                                              mp_context=multiprocessing.get_context("forkserver"))
         return self._pool
 
-    def _hook(self) -> None:
+    def listen(self) -> None:
+        """Hear control messages for the executions this process runs (once)."""
         if not self._hooked:
             self.sio.on_share(CONTROL, self._on_control)
             self._hooked = True

@@ -6,7 +6,7 @@ import contextlib
 import gc
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -46,7 +46,8 @@ from .records import MemoryRecordStore, RedisRecordStore
 from .transport.history import History, RedisHistory
 from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings, SettingsError
-from .tasks import stop, stop_if_cancelled
+from .jobs import Jobs, QueueJobs
+from .tasks import every, stop
 from .transport.manager import FanoutManager
 from .transport.server import PonteServer
 
@@ -87,8 +88,11 @@ def create_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AUDIT, prefs=prefs,
                       records=records)
     app[GATEWAY_KEY] = gateway
-    gateway.services["executions"] = ExecutionService(sio, settings, records)
-    gateway.services["investigations"] = InvestigationService(sio, settings, records)
+    jobs = (QueueJobs(records, sio.manager.redis, f"{settings.redis_channel}-jobs", settings.max_queued_jobs)
+            if isinstance(sio.manager, RedisFanoutManager) else Jobs(records))
+    gateway.services["jobs"] = jobs
+    gateway.services["executions"] = ExecutionService(sio, settings, records, jobs)
+    gateway.services["investigations"] = InvestigationService(sio, settings, records, jobs)
     gateway.services["agents"] = build_router(None, None, None, None, None)  # until the HTTP session exists
     presence = Presence(lambda namespace, sid: sio.namespace_handlers[namespace].clients.get(sid),
                         sio.manager.redis if isinstance(sio.manager, RedisFanoutManager) else None)
@@ -156,7 +160,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The sweeper (idle clients, expired tokens) and the investigations heartbeat."""
     sio, settings = app[SIO_KEY], app[SETTINGS_KEY]
     services = app[GATEWAY_KEY].services
-    executions, investigations = services["executions"], services["investigations"]
+    executions, investigations, jobs = services["executions"], services["investigations"], services["jobs"]
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=settings.chat_timeout))
     investigations.source = make_source(settings.contracts_source, settings.transparencia_api_key, http)
     services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
@@ -180,8 +184,13 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync)),
              asyncio.create_task(every(settings.recovery_window / 3, sio.recovery.refresh_sessions))]
+    await jobs.open()
+    if isinstance(jobs, QueueJobs) and settings.gateway_workers:  # a worker inside this process, on the queue
+        from .worker import work
+        tasks.append(asyncio.create_task(work(settings, settings.gateway_workers, signals=False)))
     yield
     await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
+    await jobs.close()
     await http.close()
     await stop(tasks)
     if history is not None:
@@ -219,17 +228,6 @@ def freeze_heap_after_start(app: web.Application) -> None:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(freeze)  # after cleanup_ctx's start-up halves (aiohttp runs those first)
-
-
-async def every(interval: float, job: Any, *args: Any) -> None:
-    """Run job every interval seconds; a failure is logged and the loop goes on (not a cancellation)."""
-    while True:
-        stop_if_cancelled()
-        await asyncio.sleep(interval)
-        try:
-            await job(*args)
-        except Exception:  # noqa: BLE001
-            log.exception("periodic job %s failed", job.__name__)
 
 
 async def sweep(sio: PonteServer, settings: Settings) -> None:

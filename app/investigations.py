@@ -104,8 +104,8 @@ def checked_id(name: str, value: str) -> str:
 class InvestigationService:
     """Runs investigations on this instance; their documents are in the record store for every instance."""
 
-    def __init__(self, sio: Any, settings: Settings, records: RecordStore) -> None:
-        self.sio, self.settings, self.records = sio, settings, records
+    def __init__(self, sio: Any, settings: Settings, records: RecordStore, jobs: Any = None) -> None:
+        self.sio, self.settings, self.records, self.jobs = sio, settings, records, jobs
         self.source: ContractSource | None = None  # set by the app once its HTTP session exists
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.latest: dict[str, str] = {}  # chat session → its latest investigation (bounded)

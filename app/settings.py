@@ -137,6 +137,14 @@ class Settings(BaseModel):
     transparencia_api_key: str | None = Field(None, description="the Portal da Transparência API key")
     max_investigation_records: int = Field(200_000, ge=1, description="records per investigation at most")
     max_investigations: int = Field(10, ge=1, description="analyses running at once on this instance")
+    # jobs on worker processes (issue 13)
+    worker_concurrency: int = Field(
+        4, ge=1, le=256, description="jobs (executions, investigations) one `python -m app worker` runs at once")
+    max_queued_jobs: int = Field(
+        1000, ge=1, description="jobs waiting for a worker at most; past it new work is refused (RATE_LIMIT_ERROR)")
+    gateway_workers: int = Field(
+        0, ge=0, le=256, description="with REDIS_URL, jobs this server also runs from the queue itself (0: only "
+                                     "`python -m app worker` processes run them; for a one-process deploy)")
     # the development secret (issue 10)
     ponte_home: str | None = Field(
         None, json_schema_extra=shown("$XDG_CONFIG_HOME/ponte or ~/.config/ponte"),

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+log = logging.getLogger("ponte")
 
 
 def stop_if_cancelled() -> None:
@@ -24,3 +27,14 @@ async def stop(tasks: list[asyncio.Task[Any]], timeout: float = 2.0) -> None:
         task.cancel()
     if pending:
         await asyncio.wait(pending, timeout=timeout)
+
+
+async def every(interval: float, job: Any, *args: Any) -> None:
+    """Run job every interval seconds; a failure is logged and the loop goes on (not a cancellation)."""
+    while True:
+        stop_if_cancelled()
+        await asyncio.sleep(interval)
+        try:
+            await job(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("periodic job %s failed", job.__name__)

@@ -11,7 +11,8 @@ ErrorCode = Literal[
     "AUTHENTICATION_ERROR", "PERMISSION_ERROR", "VALIDATION_ERROR", "TIMEOUT_ERROR",
     "NETWORK_ERROR", "RATE_LIMIT_ERROR", "SYSTEM_ERROR",
 ]
-ExecutionStatus = Literal["iniciada", "em_andamento", "pausada", "concluida", "cancelada", "erro"]
+# "na_fila": Ponte's, for a run waiting for a worker (the document's six do not cover a queue)
+ExecutionStatus = Literal["na_fila", "iniciada", "em_andamento", "pausada", "concluida", "cancelada", "erro"]
 NotificationType = Literal["execucao_concluida", "erro", "aviso", "info", "sucesso"]
 MetricName = Literal["cpu", "memoria", "tempo_resposta", "requisicoes", "execucoes", "conexoes"]
 
@@ -176,6 +177,8 @@ class ExecucaoStatus(Outbound):
     keywords_encontradas: Count
     tempo_decorrido: NonNegFloat
     tempo_estimado: NonNegFloat | None = None
+    posicao: Annotated[int, Field(ge=1)] | None = None  # Ponte's: place in the queue, with status na_fila
+    tentativa: Annotated[int, Field(ge=2)] | None = None  # Ponte's: a run started over after its worker died
 
 
 class Keyword(Outbound):

@@ -11,7 +11,8 @@ from tests.functional.test_executions import SETTINGS, control, started, until_f
 
 
 async def instances(start_server: Any, redis_url: str, count: int = 2) -> list[Any]:
-    servers = [await start_server(**SETTINGS, redis_url=redis_url) for _ in range(count)]
+    servers = [await start_server(**SETTINGS, redis_url=redis_url, gateway_workers=2 if i == 0 else 0)
+               for i in range(count)]
     await subscribed(*servers)
     return servers
 

@@ -1,0 +1,194 @@
+"""Heavy work as jobs: executions and investigations, inside this process or on worker processes.
+
+Without REDIS_URL (the embedded default) a job runs as a task of the server that accepted it. With
+REDIS_URL it is put on a queue of SAQ (https://github.com/tobymao/saq: asyncio, Redis only, worker
+heartbeats, a sweep that takes stuck jobs back, abort) and runs on whichever `python -m app worker`
+takes it; gateways only accept, relay and fan out. Both ways run the same job function, through
+`Jobs.attempt`.
+
+What happens when a process dies:
+- A worker killed (SIGKILL, a lost machine): its jobs stop beating. SAQ's sweep, which some live worker
+  runs every SWEEP seconds, takes each job whose last beat is older than HEARTBEAT back onto the queue,
+  and another worker starts it again: within HEARTBEAT + SWEEP + a few seconds (measured: about 15 s).
+  The attempt after the MAX_ATTEMPTS-th does not run: it reports the failure to the job's followers.
+- A worker stopped (SIGTERM, a deploy): SAQ cancels its running jobs and puts them back on the queue
+  at once; another worker takes them up.
+- A gateway killed: nothing happens to jobs; their events reach the other gateways.
+- Two attempts of one job at once (a worker that was only slow, or a race in the engine's sweep): each
+  attempt first takes the job's lease in Redis (`records.claim`, renewed with every beat, free LEASE
+  seconds after its holder stopped renewing it); an attempt that cannot take it ends without a word.
+  A job's final event is emitted by whoever stores it first (`records.put_new`): never two, never none.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from .errors import RATE_LIMIT_ERROR, PonteError
+from .records import RecordStore, RecordStoreError
+from .tasks import stop
+
+log = logging.getLogger("ponte.jobs")
+
+BEAT = 2.0  # seconds between two beats of a running attempt (SAQ's heartbeat and the lease's renewal)
+LEASE = 12.0  # seconds a job stays held by an attempt that stopped beating (< HEARTBEAT + SWEEP)
+HEARTBEAT = 10  # seconds without a beat after which SAQ's sweep takes a running job back (an integer)
+SWEEP = 5  # seconds between two sweeps, cluster-wide (an integer)
+SWEEP_ABORT_WAIT = 1.0  # seconds a sweep waits for a live worker to give up a job it takes back
+MAX_ATTEMPTS = 3  # attempts that run; the one after reports the failure
+KEEP_FINISHED = 3600  # seconds SAQ keeps a finished job's entry (ours live in the record store)
+
+# A job function: (job id, attempt number from 1) → None. It emits its own events and final event.
+JobFunction = Callable[[str, int], Awaitable[None]]
+Beat = Callable[[], Awaitable[None]]
+
+
+class GaveUp(Exception):
+    """The job was attempted MAX_ATTEMPTS times and never finished: every process that ran it died."""
+
+
+class Jobs:
+    """The embedded way: every job runs at once as a task of this process."""
+
+    mode = "embedded"
+
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+        self.functions: dict[str, JobFunction] = {}
+        self.failures: dict[str, Callable[[str], Awaitable[None]]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.running = 0  # attempts running in this process
+        self.finished: dict[str, int] = {}  # kind → attempts that ended (metrics)
+        self.taken_over = 0  # attempts that started again a job another process had started
+
+    def register(self, kind: str, function: JobFunction, gave_up: Callable[[str], Awaitable[None]]) -> None:
+        """`function` runs the jobs of `kind`; `gave_up(job id)` reports one attempted too many times."""
+        self.functions[kind] = function
+        self.failures[kind] = gave_up
+
+    async def open(self) -> None:
+        """Ready to submit (and, on a worker, to take) jobs."""
+
+    def local(self, kind: str) -> int:
+        """Jobs of `kind` running in this process."""
+        return sum(key.startswith(f"{kind}:") for key in self.tasks)
+
+    async def submit(self, kind: str, job_id: str) -> int:
+        """Start the job; its position in the queue (0: started at once)."""
+        task = asyncio.get_running_loop().create_task(self.attempt(kind, job_id, 1))
+        self.tasks[f"{kind}:{job_id}"] = task
+        task.add_done_callback(lambda _: self.tasks.pop(f"{kind}:{job_id}", None))
+        return 0
+
+    async def withdraw(self, kind: str, job_id: str) -> bool:
+        """Take a job off the queue if it is still waiting there (True: it will never run)."""
+        return False
+
+    async def depth(self) -> int:
+        """Jobs waiting for a worker."""
+        return 0
+
+    async def workers(self) -> int | None:
+        """Workers alive (None: jobs run inside the server)."""
+        return None
+
+    async def close(self) -> None:
+        await stop(list(self.tasks.values()), timeout=5.0)
+
+    async def attempt(self, kind: str, job_id: str, number: int, beat: Beat | None = None) -> None:
+        """Run one attempt of a job while holding its lease, beating every BEAT seconds."""
+        lease = f"job-lease:{kind}:{job_id}"
+        if number > MAX_ATTEMPTS:
+            log.warning("%s %s: attempt %d after %d that never finished; reporting the failure",
+                        kind, job_id, number, MAX_ATTEMPTS)
+            await self.failures[kind](job_id)
+            return
+        if not await self.records.claim(lease, LEASE):
+            log.warning("%s %s: another attempt holds it; attempt %d ends here", kind, job_id, number)
+            return
+        if number > 1:
+            self.taken_over += 1
+        beating = asyncio.get_running_loop().create_task(self._beat(lease, beat))
+        self.running += 1
+        try:
+            await self.functions[kind](job_id, number)
+        finally:
+            self.running -= 1
+            self.finished[kind] = self.finished.get(kind, 0) + 1
+            await stop([beating])
+            try:
+                await self.records.release(lease)
+            except RecordStoreError:
+                pass  # it expires by itself
+
+    async def _beat(self, lease: str, beat: Beat | None) -> None:
+        while True:
+            await asyncio.sleep(BEAT)
+            try:
+                await self.records.renew(lease, LEASE)
+                if beat is not None:
+                    await beat()
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("job beat failed: %s", type(exc).__name__)
+
+
+class QueueJobs(Jobs):
+    """Jobs on SAQ's queue in Redis, run by `python -m app worker` processes."""
+
+    mode = "queue"
+
+    def __init__(self, records: RecordStore, client: Any, name: str, max_queued: int) -> None:
+        super().__init__(records)
+        from saq.queue.redis import RedisQueue
+
+        class Queue(RedisQueue):  # type: ignore[misc]
+            async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+                # SAQ waits `abort` seconds per stuck job for its worker to confirm; a worker that died
+                # confirms nothing, and a dead worker's jobs are swept one after the other.
+                return await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT))  # type: ignore[no-any-return]
+
+        self.queue = Queue(client, name=name)
+        self.max_queued = max_queued
+
+    async def open(self) -> None:
+        await self.queue.connect()
+
+    async def submit(self, kind: str, job_id: str) -> int:
+        waiting = await self.queue.count("queued")
+        if waiting >= self.max_queued:
+            raise PonteError(RATE_LIMIT_ERROR, "Fila de trabalhos cheia: tente mais tarde",
+                             {"limite": self.max_queued, "na_fila": waiting})
+        await self.queue.enqueue(kind, key=f"{kind}:{job_id}", timeout=0, heartbeat=HEARTBEAT,
+                                 retries=MAX_ATTEMPTS + 1, ttl=KEEP_FINISHED, kwargs={"job_id": job_id})
+        return waiting + 1
+
+    async def withdraw(self, kind: str, job_id: str) -> bool:
+        from saq.job import Status
+
+        job = await self.queue.job(f"{kind}:{job_id}")
+        if job is None or job.status != Status.QUEUED:
+            return False
+        await self.queue.abort(job, "withdrawn")
+        return True
+
+    async def depth(self) -> int:
+        return int(await self.queue.count("queued"))
+
+    async def workers(self) -> int | None:
+        info = await self.queue.info()
+        return len(info.get("workers") or {})
+
+    def worker(self, concurrency: int, worker_id: str, metadata: dict[str, Any]) -> Any:
+        """A SAQ worker running the registered functions, `concurrency` jobs at a time."""
+        from saq import Worker
+
+        def function(kind: str) -> Any:
+            async def run(ctx: dict[str, Any], *, job_id: str) -> None:
+                job = ctx["job"]
+                await self.attempt(kind, job_id, job.attempts, beat=job.update)
+            return kind, run
+
+        return Worker(self.queue, functions=[function(kind) for kind in self.functions], concurrency=concurrency,
+                      id=worker_id, metadata=metadata,
+                      timers={"sweep": SWEEP, "abort": 1, "worker_info": 5, "schedule": 1})

@@ -1,0 +1,136 @@
+"""A worker's voice: emit to rooms and share control messages through Redis as a gateway instance does,
+with no socket of its own.
+
+Events to rooms go into their namespace's history stream when history is on (HISTORY_SIZE > 0), the
+way every gateway keeps them: each gateway reads the stream and delivers the event to its members of
+those rooms, on both transports, with an offset its clients can recover from. With history off they go
+on the shared pub/sub channel in python-socketio's format, as its write-only manager writes them.
+Control messages (`share`) travel on that channel too; the ones this process registered for
+(`on_share`) are heard by a listener task, whatever instance or worker sent them.
+
+A write Redis refuses is retried for up to RETRY_FOR seconds, then raised: a job's events are never
+dropped in silence (the job fails, and is retried, instead).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Mapping
+
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
+from ..errors import PonteError
+from ..tasks import stop, stop_if_cancelled
+from .codecs import Codec
+from .history import Entry
+from .manager import args_of
+
+log = logging.getLogger("ponte.emitter")
+RETRY_FOR = 10.0  # seconds a write to Redis is retried before the job is told
+
+
+class Emitter:
+    """What a job sees of the gateways: `emit`, `share`, `on_share` and `render_error`, as on PonteServer."""
+
+    def __init__(self, client: Any, channel: str, history_size: int, codecs: Mapping[str, Codec]) -> None:
+        self.redis = client
+        self.channel = channel
+        self.history_size = history_size
+        self.codecs = codecs
+        self.host_id = uuid.uuid4().hex
+        self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def emit(self, event: str, data: Any = None, namespace: str = "/", to: Any = None, room: Any = None,
+                   **_: Any) -> None:
+        room = to if to is not None else room
+        args = args_of(data)
+        if self.history_size:
+            text = Entry("", room, None, event, args).to_json()
+            await self._retry(self.redis.xadd, f"{self.channel}:history:{namespace}", {"m": text},
+                              maxlen=self.history_size, approximate=True)
+        else:
+            await self._publish({"method": "emit", "event": event, "data": args, "binary": False,
+                                 "namespace": namespace, "room": room, "skip_sid": None, "callback": None})
+
+    async def share(self, name: str, payload: dict[str, Any]) -> None:
+        """Run the control `name` here (if this process handles it) and on every gateway and worker."""
+        control = self.controls.get(name)
+        if control is not None:
+            await control(payload)
+        await self._publish({"method": f"ponte:{name}", "payload": payload})
+
+    def on_share(self, name: str, control: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.controls[name] = control
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    def render_error(self, namespace: str, error: PonteError, request_id: str | None = None) -> tuple[str, Any]:
+        return self.codecs[namespace].error(error, request_id)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await stop([self._listener])
+            self._listener = None
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        await self._retry(self.redis.publish, self.channel,
+                          json.dumps({**message, "host_id": self.host_id}, separators=(",", ":")))
+
+    async def _retry(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + RETRY_FOR, 0.1
+        while True:
+            try:
+                return await command(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("Redis write failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            stop_if_cancelled()
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.listening.set()
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis gone: listen again, bounded back-off
+                self.listening.clear()
+                log.warning("control channel unavailable (%s); retrying", type(exc).__name__)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _receive(self, raw: bytes | str) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or message.get("host_id") == self.host_id:
+            return
+        method = message.get("method")
+        control = self.controls.get(method.removeprefix("ponte:")) if isinstance(method, str) else None
+        payload = message.get("payload")
+        if control is None or not isinstance(payload, dict):
+            return
+        try:
+            await control(payload)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+            log.exception("control %s failed", method)
