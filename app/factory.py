@@ -46,7 +46,7 @@ from .records import MemoryRecordStore, RedisRecordStore
 from .transport.history import History, RedisHistory
 from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings, SettingsError
-from .jobs import Jobs, QueueJobs
+from .jobs import Collector as JobsCollector, Jobs, QueueJobs
 from .tasks import every, stop
 from .transport.manager import FanoutManager
 from .transport.server import PonteServer
@@ -91,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     jobs = (QueueJobs(records, sio.manager.redis, f"{settings.redis_channel}-jobs", settings.max_queued_jobs)
             if isinstance(sio.manager, RedisFanoutManager) else Jobs(records))
     gateway.services["jobs"] = jobs
+    metrics.registry.register(JobsCollector(jobs))
     gateway.services["executions"] = ExecutionService(sio, settings, records, jobs)
     gateway.services["investigations"] = InvestigationService(sio, settings, records, jobs)
     gateway.services["agents"] = build_router(None, None, None, None, None)  # until the HTTP session exists
@@ -110,6 +111,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(presence.running)  # after: stopped first, while Redis is still open
     app.on_shutdown.append(close_clients)
     return app
+
+
+JOB_STATS_EVERY = 5.0  # seconds between two readings of the queue for /metrics and /readyz
 
 
 def build_sio(settings: Settings) -> PonteServer:
@@ -185,6 +189,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync)),
              asyncio.create_task(every(settings.recovery_window / 3, sio.recovery.refresh_sessions))]
     await jobs.open()
+    tasks.append(asyncio.create_task(every(JOB_STATS_EVERY, jobs.refresh)))
     if isinstance(jobs, QueueJobs) and settings.gateway_workers:  # a worker inside this process, on the queue
         from .worker import work
         tasks.append(asyncio.create_task(work(settings, settings.gateway_workers, signals=False)))

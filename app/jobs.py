@@ -22,11 +22,16 @@ What happens when a process dies:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
-from typing import Any, Awaitable, Callable
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from .errors import RATE_LIMIT_ERROR, PonteError
-from .records import RecordStore, RecordStoreError
+from .records import RecordStore
 from .tasks import stop
 
 log = logging.getLogger("ponte.jobs")
@@ -38,6 +43,7 @@ SWEEP = 5  # seconds between two sweeps, cluster-wide (an integer)
 SWEEP_ABORT_WAIT = 1.0  # seconds a sweep waits for a live worker to give up a job it takes back
 MAX_ATTEMPTS = 3  # attempts that run; the one after reports the failure
 KEEP_FINISHED = 3600  # seconds SAQ keeps a finished job's entry (ours live in the record store)
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)  # seconds one attempt of a job took
 
 # A job function: (job id, attempt number from 1) → None. It emits its own events and final event.
 JobFunction = Callable[[str, int], Awaitable[None]]
@@ -46,6 +52,59 @@ Beat = Callable[[], Awaitable[None]]
 
 class GaveUp(Exception):
     """The job was attempted MAX_ATTEMPTS times and never finished: every process that ran it died."""
+
+
+@dataclass
+class Stats:
+    """What /metrics says of the jobs, refreshed every few seconds (`Jobs.refresh`): with a queue, for the
+    whole cluster (every worker adds its attempts' durations to counters in Redis)."""
+
+    queued: int = 0
+    running: int = 0
+    workers: int | None = None  # None: jobs run inside the server
+    # kind → [attempts, their seconds, retries (attempts after a first), given up, bucket counts...]
+    kinds: dict[str, list[float]] = field(default_factory=dict)
+
+    def row(self, kind: str) -> list[float]:
+        return self.kinds.setdefault(kind, [0.0] * (4 + len(DURATION_BUCKETS) + 1))
+
+    def add(self, kind: str, seconds: float, number: int) -> None:
+        row = self.row(kind)
+        row[0] += 1
+        row[1] += seconds
+        row[2] += number > 1
+        row[4 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+
+
+class Collector:
+    """`ponte_jobs_queued`, `ponte_jobs_running`, `ponte_workers`, `ponte_job_retries_total`,
+    `ponte_jobs_given_up_total` and `ponte_job_duration_seconds`, from the last refreshed Stats."""
+
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.jobs.stats
+        yield GaugeMetricFamily("ponte_jobs_queued", "Jobs waiting for a worker", value=stats.queued)
+        running = stats.running if self.jobs.mode == "queue" else self.jobs.running
+        yield GaugeMetricFamily("ponte_jobs_running", "Jobs running (on every worker)", value=running)
+        if stats.workers is not None:
+            yield GaugeMetricFamily("ponte_workers", "Worker processes alive", value=stats.workers)
+        retries = CounterMetricFamily("ponte_job_retries", "Attempts of a job after its first (its process died)",
+                                      labels=["kind"])
+        given_up = CounterMetricFamily("ponte_jobs_given_up", "Jobs failed after MAX_ATTEMPTS attempts died",
+                                       labels=["kind"])
+        durations = HistogramMetricFamily("ponte_job_duration_seconds", "Time one attempt of a job took",
+                                          labels=["kind"])
+        for kind, row in sorted(stats.kinds.items()):
+            retries.add_metric([kind], row[2])
+            given_up.add_metric([kind], row[3])
+            running_total, buckets = 0.0, []
+            for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], row[4:]):
+                running_total += count
+                buckets.append((bound, running_total))
+            durations.add_metric([kind], buckets, row[1])
+        yield from (retries, given_up, durations)
 
 
 class Jobs:
@@ -59,8 +118,7 @@ class Jobs:
         self.failures: dict[str, Callable[[str], Awaitable[None]]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.running = 0  # attempts running in this process
-        self.finished: dict[str, int] = {}  # kind → attempts that ended (metrics)
-        self.taken_over = 0  # attempts that started again a job another process had started
+        self.stats = Stats()
 
     def register(self, kind: str, function: JobFunction, gave_up: Callable[[str], Awaitable[None]]) -> None:
         """`function` runs the jobs of `kind`; `gave_up(job id)` reports one attempted too many times."""
@@ -103,24 +161,35 @@ class Jobs:
             log.warning("%s %s: attempt %d after %d that never finished; reporting the failure",
                         kind, job_id, number, MAX_ATTEMPTS)
             await self.failures[kind](job_id)
+            await self.count(kind, 0.0, number, gave_up=True)
             return
         if not await self.records.claim(lease, LEASE):
             log.warning("%s %s: another attempt holds it; attempt %d ends here", kind, job_id, number)
             return
-        if number > 1:
-            self.taken_over += 1
         beating = asyncio.get_running_loop().create_task(self._beat(lease, beat))
         self.running += 1
+        started = time.monotonic()
         try:
             await self.functions[kind](job_id, number)
         finally:
             self.running -= 1
-            self.finished[kind] = self.finished.get(kind, 0) + 1
             await stop([beating])
             try:
                 await self.records.release(lease)
-            except RecordStoreError:
-                pass  # it expires by itself
+                await self.count(kind, time.monotonic() - started, number)
+            except Exception as exc:  # noqa: BLE001 - the lease expires by itself; a lost count is only a metric
+                log.warning("job bookkeeping failed: %s", type(exc).__name__)
+
+    async def count(self, kind: str, seconds: float, number: int, gave_up: bool = False) -> None:
+        """Count one attempt (metrics), or a job given up."""
+        if gave_up:
+            self.stats.row(kind)[3] += 1
+        else:
+            self.stats.add(kind, seconds, number)
+
+    async def refresh(self) -> None:
+        """Bring `stats` up to date (embedded: they are this process's own)."""
+        self.stats.running = self.running
 
     async def _beat(self, lease: str, beat: Beat | None) -> None:
         while True:
@@ -150,6 +219,7 @@ class QueueJobs(Jobs):
 
         self.queue = Queue(client, name=name)
         self.max_queued = max_queued
+        self._refresh_failing = False
 
     async def open(self) -> None:
         await self.queue.connect()
@@ -178,6 +248,44 @@ class QueueJobs(Jobs):
     async def workers(self) -> int | None:
         info = await self.queue.info()
         return len(info.get("workers") or {})
+
+    def _counters(self, kind: str) -> str:
+        return f"{self.queue.name}:stats:{kind}"
+
+    async def count(self, kind: str, seconds: float, number: int, gave_up: bool = False) -> None:
+        """Add one attempt to the cluster's counters in Redis: [attempts, seconds, retries, given up, buckets]."""
+        async with self.queue.redis.pipeline(transaction=False) as pipe:
+            key = self._counters(kind)
+            if gave_up:
+                pipe.hincrby(key, "3", 1)
+            else:
+                pipe.hincrby(key, "0", 1)
+                pipe.hincrbyfloat(key, "1", seconds)
+                pipe.hincrby(key, "2", int(number > 1))
+                pipe.hincrby(key, str(4 + bisect.bisect_left(DURATION_BUCKETS, seconds)), 1)
+            await pipe.execute()
+
+    async def refresh(self) -> None:
+        """Read the queue's depth, the jobs running, the workers alive and the counters from Redis (while
+        Redis does not answer, the last reading stays, and /readyz says Redis is down)."""
+        try:
+            await self._refresh()
+        except Exception as exc:  # noqa: BLE001 - said once per outage
+            if not self._refresh_failing:
+                log.warning("job statistics not read from Redis: %s", type(exc).__name__)
+            self._refresh_failing = True
+        else:
+            self._refresh_failing = False
+
+    async def _refresh(self) -> None:
+        stats = Stats(queued=int(await self.queue.count("queued")), running=int(await self.queue.count("active")),
+                      workers=await self.workers())
+        for kind in self.functions:
+            row: dict[Any, Any] = await self.queue.redis.hgetall(self._counters(kind))  # type: ignore[misc]
+            values = stats.row(kind)
+            for index, value in row.items():
+                values[int(index)] = float(value)
+        self.stats = stats
 
     def worker(self, concurrency: int, worker_id: str, metadata: dict[str, Any]) -> Any:
         """A SAQ worker running the registered functions, `concurrency` jobs at a time."""

@@ -1,11 +1,13 @@
 """What operators call: /healthz (alive), /readyz (ready, Redis state) and /metrics (Prometheus)."""
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .clock import now_iso
-from .keys import DRAINING_KEY, METRICS_KEY, SIO_KEY
+from .keys import DRAINING_KEY, GATEWAY_KEY, METRICS_KEY, SIO_KEY
 from .metrics import Metrics
 from .transport.redis import RedisFanoutManager
 from .transport.server import PonteServer
@@ -33,11 +35,18 @@ def redis_state(sio: PonteServer) -> str:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for traffic: 200, or 503 while draining or while a configured Redis is down."""
+    """Send me traffic: 200 unless draining (503). With a configured Redis down it says `degraded` and
+    stays 200: the instance still serves its own clients, and a readiness-gated load balancer must not
+    take every instance out at once for a shared outage. With a job queue, how many workers are alive
+    and how many jobs wait (read every few seconds)."""
     redis = redis_state(request.app[SIO_KEY])
     draining = bool(request.app[DRAINING_KEY])
     status = "draining" if draining else "degraded" if redis == "down" else "ready"
-    return web.json_response({"status": status, "redis": redis}, status=200 if status == "ready" else 503)
+    body: dict[str, Any] = {"status": status, "redis": redis}
+    stats = request.app[GATEWAY_KEY].services["jobs"].stats
+    if stats.workers is not None:
+        body["workers"], body["queued"] = stats.workers, stats.queued
+    return web.json_response(body, status=503 if draining else 200)
 
 
 async def metrics_page(request: web.Request) -> web.Response:

@@ -217,3 +217,24 @@ async def test_anonymous_actions_are_audited_by_their_own_id(server: Any, raw: A
     actions = [line for line in lines if line["event"] == "websocket_message"]
     assert [line["message"]["event"] for line in actions] == ["subscribe"]
     assert actions[0]["user_id"].startswith("anon:")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"allow_private_urls": True, "extract_workers": 1}])
+async def test_job_metrics_count_an_execution(server: Any, raw: Any, blog_site: Any) -> None:
+    """/metrics says how many jobs wait and run, and how long each attempt took, by kind; embedded (no
+    Redis) there is no worker count and /readyz does not mention workers."""
+    from tests.functional.test_executions import started, until_final
+    ws = await raw("/ws", make_token("alice"))
+    await started(ws, blog_site.url, profundidade=1)
+    assert (await until_final(ws))[-1]["event"] == "EXECUCAO_CONCLUIDA"
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the attempt is counted when its job function returns, just after the final event
+        values = samples((await get(server, "/metrics"))[1])
+        if values.get(("ponte_job_duration_seconds_count", (("kind", "execution"),))) == 1.0:
+            break
+        assert time.monotonic() < deadline, values
+        await asyncio.sleep(0.05)
+    assert values[("ponte_jobs_queued", ())] == 0 and values[("ponte_jobs_running", ())] == 0
+    assert values[("ponte_job_retries_total", (("kind", "execution"),))] == 0
+    assert not any(name == "ponte_workers" for name, _ in values)
+    assert "workers" not in json.loads((await get(server, "/readyz"))[1])
