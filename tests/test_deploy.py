@@ -75,13 +75,14 @@ def test_python_version_is_the_minor_setup_cfg_allows() -> None:
     assert config["mypy"]["python_version"] == pinned
 
 
-def test_procfile_web_line_is_the_one_readme_shows() -> None:
-    """The Procfile declares only the web process, with the very line README's "Deploying" shows."""
+def test_procfile_lines_are_the_ones_readme_shows() -> None:
+    """The Procfile declares the web process and the workers, with the very lines README's "Deploying" shows."""
     lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
-    assert [line.split(":", 1)[0] for line in lines] == ["web"]
+    assert [line.split(":", 1)[0] for line in lines] == ["web", "worker"]
     readme = (ROOT / "README.md").read_text()
     deploying = readme.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
-    assert lines[0] in deploying.splitlines(), f"README's Deploying section should show {lines[0]!r}"
+    for line in lines:
+        assert line in deploying.splitlines(), f"README's Deploying section should show {line!r}"
 
 
 @pytest.mark.timeout(600)

@@ -89,6 +89,9 @@ def served(redis_url: str | None, blog_url: str) -> Iterator[dict[str, str]]:
         env["REDIS_URL"] = redis_url
     proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    # With Redis, jobs run on workers, as "Jobs and workers" shows: one `python -m app worker` beside it.
+    worker = (subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) if redis_url is not None else None)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # ends when the process does
@@ -100,8 +103,10 @@ def served(redis_url: str | None, blog_url: str) -> Iterator[dict[str, str]]:
         yield {**env, "PONTE_URL": url, "TOKEN": app_token(env, "--sub", "readme"),
                "PUBLISH_TOKEN": app_token(env, "--sub", "backend", "--scope", "publish")}
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for process in (proc, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def python_examples() -> list[str]:
