@@ -37,7 +37,8 @@ from .tasks import stop
 log = logging.getLogger("ponte.jobs")
 
 BEAT = 2.0  # seconds between two beats of a running attempt (SAQ's heartbeat and the lease's renewal)
-LEASE = 12.0  # seconds a job stays held by an attempt that stopped beating (< HEARTBEAT + SWEEP)
+LEASE = 8.0  # seconds a job stays held by an attempt that stopped beating: less than HEARTBEAT, so the lease
+# of a job the sweep takes back (no beat for HEARTBEAT seconds) has always expired when it starts again
 HEARTBEAT = 10  # seconds without a beat after which SAQ's sweep takes a running job back (an integer)
 SWEEP = 5  # seconds between two sweeps, cluster-wide (an integer)
 SWEEP_ABORT_WAIT = 1.0  # seconds a sweep waits for a live worker to give up a job it takes back
