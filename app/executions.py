@@ -145,6 +145,8 @@ class ExecutionService:
             run.task.cancel()
             await asyncio.wait([run.task], timeout=1.0)
             raise
+        if run.task.cancelled() and run.status != "cancelada":  # stopped by `close`, not by its owner: the
+            raise asyncio.CancelledError  # job must go back on the queue, not be marked done
 
     async def gave_up(self, execution_id: str) -> None:
         """Every attempt of the job died with its process: its followers are told, once."""

@@ -196,8 +196,8 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     yield
     await asyncio.gather(executions.close(), investigations.close())  # side by side: the 30 s Heroku allows
     await jobs.close()
+    await stop(tasks)  # the periodic jobs, and a worker inside this process, before what they use
     await http.close()
-    await stop(tasks)
     if history is not None:
         await history.close()
     if isinstance(sio.manager, RedisFanoutManager):

@@ -1,23 +1,28 @@
 """Investigations as a service: create, run the analysis off the event loop, stream its steps to
 `investigation:{id}` (on `/investigations` and on `/chat`), keep the document and the report.
 
-Who may read and follow an investigation (`visible`): a token with the `admin` scope; the user whose
-token created it; and the clients of the chat session it was started from, when that session was
-anonymous at the time or the client is the session's owner. The `investigations` scope lets a user use
-investigations, not see other people's. Its report links carry a random read key (`holds_key`), which
-proves read access over HTTP to whoever was handed the link. Ids are `INV-YYYY-` and 64 random bits,
-and everyone else is answered exactly as for an id that does not exist (`not_found`): no existence oracle.
+An investigation is a job (app/jobs.py): without Redis it runs in the server that created it; with Redis,
+on whichever worker takes it from the queue, which finds everything in the record store: the document,
+and an uploaded file as it was received (a blob, at most MAX_UPLOAD bytes, deleted when the investigation
+ends, else after the records' TTL; Redis thus holds at most MAX_QUEUED_JOBS plus the running jobs' files).
+The gateway only checks an upload, in a process of its own (`app.uploads`); the job parses it in the
+analysis' thread. A job taken up again after its worker died starts over with a clear status (progress 0,
+"attempt n"); whatever happens, its followers get one final outcome (`report_ready` with the completed
+progress, or the failed progress): the first process to store it (`records.put_new`) is the one that emits.
+
+Who may read and follow one is in app/investigation_access.py.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime
-import hmac
+import functools
 import logging
+import multiprocessing
 import secrets
 import threading
 import time
-from typing import Any, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Sequence
 
 from engines.contracts.analysis import analyse
 from engines.contracts.model import Anomaly, Contract, Finding, Progress, Step
@@ -25,123 +30,101 @@ from engines.contracts.report import build_report
 from engines.contracts.source import ContractSource, SourceError
 from engines.contracts.texts import language, source_label, text
 
+from . import uploads
 from .auth import Principal
-from pydantic import TypeAdapter, ValidationError
-
-from schemas._base import SafeId
-
-from .errors import RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
+from .errors import RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
+from .investigation_access import links, new_id, view, visible
+from .jobs import Jobs
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
+from .uploads import Upload
 
 log = logging.getLogger("ponte.investigations")
 
 KIND = "investigation"
+FINAL = "investigation-final"  # the record kind whose first writer emits an investigation's final outcome
+UPLOAD = "investigation-upload"  # the blob kind holding an uploaded file until its investigation ends
+TERMINAL = ("completed", "failed")
+CHECKERS = 2  # processes checking uploads, per gateway
+STOP_WAIT = 0.5  # seconds a stopped analysis waits for its thread
 NAMESPACES = ("/investigations", "/chat")
 QUEUE_SIZE = 256  # analysis steps waiting for the event loop
 MAX_STORED_ANOMALIES = 1000  # per document; the counts stay exact
 SAVE_EVERY = 1.0
 DONE = object()
-NOT_FOUND = "NOT_FOUND"
-
-
-def visible(doc: dict[str, Any], principal: Principal, session_id: str | None) -> bool:
-    """Admin, the creating user, or a client of the creating chat session that was anonymous when the
-    investigation was created (`session_owner` None) or is that session's owner."""
-    if principal.allows("admin"):
-        return True
-    user = None if principal.anonymous else principal.sub
-    if user is not None and doc.get("creator_sub") == user:
-        return True
-    if not session_id or doc.get("creator_session") != session_id:
-        return False
-    # documents written before `session_owner` existed: the session was its creator's
-    return doc.get("session_owner", doc.get("creator_sub")) in (None, user)
-
-
-def holds_key(doc: dict[str, Any], key: str | None) -> bool:
-    """True when `key` is the investigation's read key (what its report links carry)."""
-    expected = doc.get("read_key")
-    return bool(key and expected) and hmac.compare_digest(str(key).encode(), str(expected).encode())
-
-
-def not_found() -> PonteError:
-    """The one answer for an investigation that does not exist or that the client may not see."""
-    return PonteError(NOT_FOUND, "investigação não encontrada", {"campo": "investigation_id"})
-
-
-def new_id() -> str:
-    """`INV-YYYY-` and 64 random bits in hex: ids cannot be guessed or counted."""
-    return f"INV-{datetime.date.today().year}-{secrets.token_hex(8).upper()}"
-
-
-def links(base: str, inv_id: str, key: str) -> dict[str, str]:
-    """The investigation's URLs; the HTTP ones carry its read key, as a browser cannot send a token."""
-    path = f"{base}/api/v1/investigations/{inv_id}"
-    return {"url": f"{path}?key={key}", "report_url": f"{path}/report?key={key}",
-            "ws_url": base.replace("http", "ws", 1) + f"/api/v1/ws/investigations/{inv_id}"}
-
-
-def view(doc: dict[str, Any]) -> dict[str, Any]:
-    """What clients and agents see of an investigation (the report itself is served apart)."""
-    keys = ("investigation_id", "title", "status", "progress", "message", "query", "language", "filters", "source",
-            "source_label", "records", "anomalies", "findings", "report_url", "summary", "created_at", "error")
-    return {key: doc.get(key) for key in keys}
-
-
-_safe_id = TypeAdapter(SafeId)
-
-
-def checked_id(name: str, value: str) -> str:
-    """A path or handshake id that is safe to use in a room name, or a VALIDATION_ERROR."""
-    try:
-        return _safe_id.validate_python(value)
-    except ValidationError:
-        raise PonteError(VALIDATION_ERROR, f"{name}: 1 a 64 caracteres [A-Za-z0-9_.:-]",
-                         {"campo": name}) from None
 
 
 class InvestigationService:
-    """Runs investigations on this instance; their documents are in the record store for every instance."""
+    """Starts investigations as jobs (app/jobs.py) and runs them; their documents are in the record store
+    for every instance."""
 
-    def __init__(self, sio: Any, settings: Settings, records: RecordStore, jobs: Any = None) -> None:
+    def __init__(self, sio: Any, settings: Settings, records: RecordStore, jobs: Jobs) -> None:
         self.sio, self.settings, self.records, self.jobs = sio, settings, records, jobs
         self.source: ContractSource | None = None  # set by the app once its HTTP session exists
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}  # the analyses running in this process
         self.latest: dict[str, str] = {}  # chat session → its latest investigation (bounded)
+        self._checker: ProcessPoolExecutor | None = None
+        jobs.register(KIND, self.execute, self.gave_up)
 
     async def create(self, creator_sub: str | None, creator_session: str | None, origin: str, *,
-                     session_owner: str | None = None, contracts: Sequence[Contract] | None = None,
-                     query: str | None = None, title: str | None = None, before_start: Any = None,
-                     lang: str = "pt") -> dict[str, Any]:
-        """Register an investigation and start analysing it; its first document. `session_owner` is
-        the user owning `creator_session` (None: anonymous, its clients may see it). `before_start(id)`
+                     session_owner: str | None = None, upload: Upload | None = None, query: str | None = None,
+                     title: str | None = None, before_start: Any = None, lang: str = "pt") -> dict[str, Any]:
+        """Register an investigation and submit its job; its first document. An upload is checked first
+        (VALIDATION_ERROR: what is wrong, and where) and kept until the investigation ends. `session_owner`
+        is the user owning `creator_session` (None: anonymous, its clients may see it). `before_start(id)`
         runs before the first event can be emitted (to put followers in its room). `lang` ("pt", "en")
-        words its progress, anomalies, findings and report."""
-        if len(self.tasks) >= self.settings.max_investigations:
+        words its progress, anomalies, findings and report. A full queue is a RATE_LIMIT_ERROR."""
+        if self.jobs.mode == "embedded" and self.jobs.local(KIND) >= self.settings.max_investigations:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
                              {"limite": self.settings.max_investigations})
+        records, title = await self.check(upload) if upload is not None else (0, title)
         inv_id, key, lang = new_id(), secrets.token_urlsafe(16), language(lang)
-        source = "upload" if contracts is not None else self.source.name if self.source else None
+        source = "upload" if upload is not None else self.source.name if self.source else None
         doc: dict[str, Any] = {
             "investigation_id": inv_id, "title": title or query or inv_id, "query": query, "language": lang,
             "creator_sub": creator_sub, "creator_session": creator_session, "session_owner": session_owner,
             "read_key": key, "links": links(self.settings.public_url or origin, inv_id, key),
-            "status": "queued", "progress": 0.0, "message": text(lang, "queued"), "records": len(contracts or ()),
-            "source": source, "source_label": source_label(source, lang), "filters": self._filters(contracts, query),
-            "anomalies": [], "anomalies_total": 0, "findings": [], "summary": {}, "report_url": None,
-            "created_at": time.time(), "updated_at": time.time()}
+            "status": "queued", "progress": 0.0, "message": text(lang, "queued"), "records": records,
+            "source": source, "source_label": source_label(source, lang), "upload": upload and upload.format,
+            "filters": self._filters(upload is not None, query), "anomalies": [], "anomalies_total": 0,
+            "findings": [], "summary": {}, "report_url": None, "created_at": time.time(), "updated_at": time.time()}
         await self.records.put(KIND, inv_id, doc)
+        if upload is not None:
+            await self.records.put_blob(UPLOAD, inv_id, upload.body)
         if before_start is not None:
             await before_start(inv_id)
-        task = asyncio.get_running_loop().create_task(self._run(doc, contracts))
-        self.tasks[inv_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(inv_id, None))
+        await self._submit(doc)
         return doc
 
-    def _filters(self, contracts: Sequence[Contract] | None, query: str | None) -> dict[str, Any]:
+    async def check(self, upload: Upload) -> tuple[int, str | None]:
+        """An upload's contracts counted and its title, found in a process of its own (never on the event
+        loop); a VALIDATION_ERROR names its first error."""
+        if self._checker is None:  # forkserver: never fork a running event loop
+            self._checker = ProcessPoolExecutor(CHECKERS, mp_context=multiprocessing.get_context("forkserver"))
+        # submitted from a thread: starting a checking process waits until it is forked
+        checked = await asyncio.to_thread(self._check, self._checker, upload)
+        if checked.error is not None:
+            raise PonteError(VALIDATION_ERROR, checked.error, {"campo": checked.field} if checked.field else {})
+        return checked.records, checked.title
+
+    def _check(self, checker: ProcessPoolExecutor, upload: Upload) -> uploads.Checked:
+        return checker.submit(uploads.check, upload, self.settings.max_investigation_records).result()
+
+    async def _submit(self, doc: dict[str, Any]) -> None:
+        """Put the investigation's job on the queue; one that cannot go there fails, and the caller is told why."""
+        try:
+            await self.jobs.submit(KIND, doc["investigation_id"])
+        except Exception as exc:
+            reason = exc if isinstance(exc, PonteError) else PonteError(
+                SYSTEM_ERROR, "fila de trabalhos indisponível", {"motivo": "queue_unavailable"})
+            doc.update(status="failed", error=reason.message, message=reason.message)
+            await self._save(doc, True)
+            await self._drop_upload(doc)
+            raise reason from None
+
+    def _filters(self, uploaded: bool, query: str | None) -> dict[str, Any]:
         """What the source understands of the query (nothing for uploaded contracts)."""
-        if contracts is not None or self.source is None:
+        if uploaded or self.source is None:
             return {}
         return self.source.interpret(query or "").to_dict()
 
@@ -160,28 +143,74 @@ class InvestigationService:
             return None
 
     async def close(self) -> None:
-        """Stop the analyses of this instance; they are recorded as failed."""
+        """Stop the upload checks and, embedded, the analyses of this process: they are recorded as failed. A
+        worker's analyses are its jobs: SAQ stops them, and they go back on the queue (`_run`)."""
+        if self._checker is not None:
+            self._checker.shutdown(wait=False, cancel_futures=True)
+        if self.jobs.mode == "queue":
+            return
         for task in list(self.tasks.values()):
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=5)
 
-    # -- the run ----------------------------------------------------------------------------------
+    # -- the job ----------------------------------------------------------------------------------
 
-    async def _run(self, doc: dict[str, Any], contracts: Sequence[Contract] | None) -> None:
+    async def execute(self, inv_id: str, attempt: int) -> None:
+        """The job: analyse the investigation its document describes. A later attempt (the process that ran
+        it stopped) starts over, and says so."""
+        doc = await self.records.get(KIND, inv_id)
+        if doc is None or doc["status"] in TERMINAL or await self.records.get(FINAL, inv_id) is not None:
+            return  # expired, or ended (or being ended) by another attempt
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks[inv_id] = task
         try:
-            if contracts is None:
-                contracts = await self._load(doc)
-            doc.update(status="running", records=len(contracts))
-            await self._steps(doc, contracts)
+            if attempt > 1:
+                log.warning("investigation %s: attempt %d starts over", inv_id, attempt)
+                doc.update(anomalies=[], anomalies_total=0, findings=[])
+                await self._progress(doc, Progress("restarted", 0.0, text(doc["language"], "restarted",
+                                                                          attempt=attempt)), force=True)
+            await self._run(doc)
+        finally:
+            self.tasks.pop(inv_id, None)
+
+    async def gave_up(self, inv_id: str) -> None:
+        """Every attempt of the job stopped with its process: its followers are told it failed, once."""
+        doc = await self.records.get(KIND, inv_id)
+        if doc is None or doc["status"] in TERMINAL:
+            return
+        await self._fail(doc, text(doc["language"], "error_worker_lost"))
+
+    async def _run(self, doc: dict[str, Any]) -> None:
+        try:
+            load = await self._contracts(doc)
+            doc["status"] = "running"
+            await self._steps(doc, load)
         except asyncio.CancelledError:
-            await self._fail(doc, text(doc["language"], "error_restarted"))
+            if self.jobs.mode == "queue":  # this worker stops: another one takes the job up
+                doc.update(status="queued", message=text(doc["language"], "queued"))
+                await self._save(doc, True)
+            else:  # the server stops, and its analyses with it
+                await self._fail(doc, text(doc["language"], "error_restarted"))
             raise
         except SourceError as exc:
             await self._fail(doc, exc.text(doc["language"]))
         except Exception:  # noqa: BLE001 - the followers get a failed status, the server goes on
             log.exception("investigation %s failed", doc["investigation_id"])
             await self._fail(doc, text(doc["language"], "error_internal"))
+
+    async def _contracts(self, doc: dict[str, Any]) -> Callable[[], Sequence[Contract]]:
+        """What gives the analysis' thread its contracts: the upload, parsed there, or what the source found."""
+        if doc["source"] == "upload":
+            body = await self.records.get_blob(UPLOAD, doc["investigation_id"])
+            if body is None:
+                raise SourceError("error_upload_gone")
+            return functools.partial(uploads.contracts, Upload(doc["upload"], body),
+                                     self.settings.max_investigation_records)
+        found = await self._load(doc)
+        doc["records"] = len(found)
+        return lambda: found
 
     async def _load(self, doc: dict[str, Any]) -> Sequence[Contract]:
         if self.source is None:
@@ -190,12 +219,13 @@ class InvestigationService:
                                            text(doc["language"], "loading", source=doc["source_label"])))
         return await self.source.search(doc["query"] or "", self.settings.max_investigation_records)
 
-    async def _steps(self, doc: dict[str, Any], contracts: Sequence[Contract]) -> None:
-        """Run the analysis in a worker thread; its steps come back through a bounded queue."""
+    async def _steps(self, doc: dict[str, Any], load: Callable[[], Sequence[Contract]]) -> None:
+        """Load the contracts and run the analysis in a worker thread; its steps come back through a bounded
+        queue."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
         stop = threading.Event()
-        worker = loop.run_in_executor(None, produce, contracts, queue, loop, stop, doc["language"])
+        worker = loop.run_in_executor(None, produce, load, queue, loop, stop, doc["language"])
         try:
             while (step := await queue.get()) is not DONE:
                 if isinstance(step, BaseException):
@@ -203,7 +233,8 @@ class InvestigationService:
                 await self._step(doc, step)
         finally:
             stop.set()
-            await asyncio.shield(worker)
+            # bounded: a stopping worker's jobs have 1 s (SAQ), and a thread parsing an upload hears no stop
+            await asyncio.wait([worker], timeout=STOP_WAIT)
 
     async def _step(self, doc: dict[str, Any], step: Step) -> None:
         if isinstance(step, Anomaly):
@@ -227,11 +258,14 @@ class InvestigationService:
         report = build_report(doc, doc["records"], doc["anomalies"], doc["findings"])
         summary = {"contracts": doc["records"], "anomalies": doc["anomalies_total"],
                    "by_severity": report["by_severity"], "by_kind": report["by_kind"]}
+        if not await self._claim_final(doc, "completed"):
+            return  # another attempt ended it
         doc.update(status="completed", summary=summary, report=report, report_url=doc["links"]["report_url"])
         await self._progress(doc, step, update_type="completed", force=True)
         await self.emit(doc, "report_ready", {"investigation_id": doc["investigation_id"],
                                               "report_url": doc["report_url"], "formats": ["json", "md", "html"],
                                               "summary": step.message})
+        await self._drop_upload(doc)
 
     async def _progress(self, doc: dict[str, Any], step: Progress, update_type: str = "progress",
                         force: bool = False) -> None:
@@ -242,11 +276,35 @@ class InvestigationService:
         await self._save(doc, force)
 
     async def _fail(self, doc: dict[str, Any], reason: str) -> None:
+        if not await self._claim_final(doc, "failed"):
+            return  # another attempt ended it
         doc.update(status="failed", error=reason, message=reason)
         await self.emit(doc, "investigation_progress", {
             "investigation_id": doc["investigation_id"], "update_type": "failed", "progress": doc["progress"],
             "status": "failed", "message": reason})
         await self._save(doc, True)
+        await self._drop_upload(doc)
+
+    async def _claim_final(self, doc: dict[str, Any], status: str) -> bool:
+        """Whether this process is the one to end the investigation (the first to store its end, everywhere).
+        A store that does not answer is asked again for a few seconds, then the job fails (and is retried)."""
+        for wait in (0.1, 0.5, 1.0, 2.0, None):
+            try:
+                return await self.records.put_new(FINAL, doc["investigation_id"], {"status": status})
+            except RecordStoreError:
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+        return False
+
+    async def _drop_upload(self, doc: dict[str, Any]) -> None:
+        """Forget the uploaded file of an investigation that ended."""
+        if doc["source"] == "upload":
+            try:
+                await self.records.delete_blob(UPLOAD, doc["investigation_id"])
+            except RecordStoreError as exc:
+                log.warning("investigation %s: upload not deleted (it expires by itself): %s",
+                            doc["investigation_id"], exc)
 
     async def emit(self, doc: dict[str, Any], event: str, data: dict[str, Any]) -> None:
         for namespace in NAMESPACES:
@@ -290,12 +348,12 @@ class SessionDesk:
         return view(doc) if doc is not None and visible(doc, self.principal, self.session_id) else None
 
 
-def produce(contracts: Sequence[Contract], queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop,
+def produce(load: Callable[[], Sequence[Contract]], queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop,
             stop: threading.Event, lang: str = "pt") -> None:
-    """The worker thread: the analysis' steps (worded in `lang`) into the queue, waiting while it is full,
-    until stopped."""
+    """The worker thread: the contracts loaded, then the analysis' steps (worded in `lang`) into the queue,
+    waiting while it is full, until stopped."""
     try:
-        for step in analyse(contracts, lang=lang):
+        for step in analyse(load(), lang=lang):
             if not hand_over(step, queue, loop, stop):
                 return
         hand_over(DONE, queue, loop, stop)
@@ -305,6 +363,8 @@ def produce(contracts: Sequence[Contract], queue: asyncio.Queue[Any], loop: asyn
 
 
 def hand_over(item: Any, queue: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop, stop: threading.Event) -> bool:
+    if stop.is_set():  # the loop may be gone
+        return False
     future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
     while not stop.is_set():
         try:

@@ -3,9 +3,11 @@ findings so far) and `GET /api/v1/investigations/{id}/report?format=json|md|html
 
 A request carries a token (`Authorization: Bearer` or `?token=`) or, for an anonymous chat session,
 its `?session_id=`: the creator is that user or that session (an investigation created with a token has
-no public session). Reading it afterwards takes what `app.investigations.visible` accepts, or the read
+no public session). Reading it afterwards takes what `app.investigation_access.visible` accepts, or the read
 key its `url` and `report_url` carry (`?key=`, for a browser); anyone else gets 404 NOT_FOUND, the same
 answer as for an id that does not exist.
+
+A full queue of jobs is 429 RATE_LIMIT_ERROR; a queue that does not answer, 503.
 
 The investigation is worded (progress, anomalies, findings, report) in `?lang=en|pt`, else in the first
 of English or Portuguese that `Accept-Language` names, else in Portuguese.
@@ -16,19 +18,19 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from engines.contracts.records import RecordError, parse_csv, parse_json
 from engines.contracts.report import render_html, render_markdown
 from engines.contracts.texts import LANGUAGES, PT
 
 from .auth import AuthError, Principal, find_token
-from .transport.codecs import DecodeError, load_json
-from .errors import AUTHENTICATION_ERROR, PonteError
-from .investigations import checked_id, holds_key, not_found, view, visible
+from .errors import AUTHENTICATION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
+from .investigation_access import checked_id, holds_key, not_found, view, visible
 from .keys import GATEWAY_KEY
 from .origins import origin_params
 from .publish import Refused
+from .uploads import Upload
 
 MAX_UPLOAD = 32 * 1024 * 1024
+STATUSES = {VALIDATION_ERROR: 400, RATE_LIMIT_ERROR: 429}  # any other refusal: the queue is unavailable
 
 
 def add_routes(app: web.Application) -> None:
@@ -43,15 +45,15 @@ async def create(request: web.Request) -> web.Response:
         principal, session_id = caller(request)
         if principal.anonymous and session_id is None:
             raise Refused("envie um token ou o session_id da sessão de chat", None, 401, AUTHENTICATION_ERROR)
-        contracts, title = await upload(request)
+        upload = await received(request)
         user = None if principal.anonymous else principal.sub
         doc = await request.app[GATEWAY_KEY].services["investigations"].create(
-            user, session_id, origin_params(request)["origin"], session_owner=user, contracts=contracts, title=title,
+            user, session_id, origin_params(request)["origin"], session_owner=user, upload=upload,
             lang=request_language(request))
     except Refused as exc:
         return exc.response()
     except PonteError as exc:
-        return Refused(exc.message, None, 429, exc.code).response()
+        return Refused(exc.message, exc.details.get("campo"), STATUSES.get(exc.code, 503), exc.code).response()
     return web.json_response({"investigation_id": doc["investigation_id"], "status": doc["status"],
                               "records": doc["records"], **doc["links"]}, status=201)
 
@@ -134,30 +136,16 @@ async def readable(request: web.Request) -> dict[str, Any]:
     return dict(doc)
 
 
-async def upload(request: web.Request) -> tuple[list[Any], str | None]:
-    """The contracts of a JSON body (`{"records": [...], "title"}` or a list), a CSV body, or a
-    multipart upload with a `file` part."""
-    limit = request.app[GATEWAY_KEY].settings.max_investigation_records
-    try:
-        if request.content_type == "multipart/form-data":
-            return parse_csv(await multipart_csv(request), limit), None
-        body = await read(request)
-        if request.content_type in ("text/csv", "text/plain"):
-            return parse_csv(body.decode("utf-8-sig"), limit), None
-        data = load_json(body)
-    except RecordError as exc:
-        raise Refused(exc.message, exc.field or "records") from None
-    except DecodeError as exc:  # not JSON, or text UTF-8 cannot carry (a lone surrogate)
-        raise Refused(f"corpo inválido: {exc.message}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise Refused("corpo inválido: JSON com records, ou CSV (text/csv)") from None
-    records, title = (data.get("records"), data.get("title")) if isinstance(data, dict) else (data, None)
-    if title is not None and (not isinstance(title, str) or len(title) > 200):
-        raise Refused("title: texto de até 200 caracteres", "title")
-    try:
-        return parse_json(records, limit), title
-    except RecordError as exc:
-        raise Refused(exc.message, f"records.{exc.row - 1}.{exc.field}" if exc.field else "records") from None
+async def received(request: web.Request) -> Upload:
+    """The contracts as received: a JSON body (`{"records": [...], "title"}` or a list), a CSV body, or a
+    multipart upload with a `file` part (CSV). They are checked elsewhere (`app.uploads`)."""
+    if request.content_type == "multipart/form-data":
+        try:
+            return Upload("csv", await multipart_csv(request))
+        except ValueError:  # a malformed multipart body
+            raise Refused("corpo inválido: JSON com records, ou CSV (text/csv)") from None
+    body = await read(request)
+    return Upload("csv" if request.content_type in ("text/csv", "text/plain") else "json", body)
 
 
 async def read(request: web.Request) -> bytes:
@@ -172,7 +160,7 @@ async def read(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-async def multipart_csv(request: web.Request) -> str:
+async def multipart_csv(request: web.Request) -> bytes:
     reader = await request.multipart()
     async for part in reader:
         if isinstance(part, BodyPartReader) and part.name == "file":
@@ -181,5 +169,5 @@ async def multipart_csv(request: web.Request) -> str:
                 data += chunk
                 if len(data) > MAX_UPLOAD:
                     raise Refused(f"arquivo acima de {MAX_UPLOAD} bytes", "file", 413)
-            return bytes(data).decode("utf-8-sig")
+            return bytes(data)
     raise Refused("multipart sem a parte file", "file")

@@ -164,7 +164,7 @@ class Jobs:
             await self.failures[kind](job_id)
             await self.count(kind, 0.0, number, gave_up=True)
             return
-        if not await self.records.claim(lease, LEASE):
+        if not await self._take(lease):
             log.warning("%s %s: another attempt holds it; attempt %d ends here", kind, job_id, number)
             return
         beating = asyncio.get_running_loop().create_task(self._beat(lease, beat))
@@ -191,6 +191,17 @@ class Jobs:
     async def refresh(self) -> None:
         """Bring `stats` up to date (embedded: they are this process's own)."""
         self.stats.running = self.running
+
+    async def _take(self, lease: str) -> bool:
+        """Take the job's lease, waiting up to LEASE seconds for it: an attempt that was just stopped may not
+        have given it back (a stopping worker gives its jobs 1 s), a dead one's expires by then; an attempt
+        still renewing it after that is alive, and this one is a duplicate."""
+        deadline = time.monotonic() + LEASE + BEAT
+        while not await self.records.claim(lease, LEASE):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(BEAT / 4)
+        return True
 
     async def _beat(self, lease: str, beat: Beat | None) -> None:
         while True:

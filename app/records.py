@@ -2,6 +2,7 @@
 
 The memory store serves a single instance and forgets on restart. With Redis configured, documents
 live in Redis (`ponte:rec:<kind>:<id>`), so that every instance sees them and they survive restarts.
+Blobs (an investigation's uploaded file, as received) are kept the same way, as bytes, never as JSON.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 PREFIX = "ponte:rec:"
 MAX_RECORDS = 10_000  # per kind, in memory
 REDIS_TIMEOUT = 2.0
+BLOB_TIMEOUT = 30.0  # a blob may weigh tens of megabytes
 
 
 class RecordStoreError(Exception):
@@ -40,6 +42,18 @@ class RecordStore(abc.ABC):
         on every instance)."""
 
     @abc.abstractmethod
+    async def put_blob(self, kind: str, key: str, data: bytes) -> None:
+        """Keep `data` as it is, for the store's time to live or until deleted."""
+
+    @abc.abstractmethod
+    async def get_blob(self, kind: str, key: str) -> bytes | None:
+        """The blob, or None if there is none (or it expired)."""
+
+    @abc.abstractmethod
+    async def delete_blob(self, kind: str, key: str) -> None:
+        """Forget the blob, if there is one."""
+
+    @abc.abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:
         """Take `key` for at most `seconds` if nobody holds it: a lock shared by every instance."""
 
@@ -60,6 +74,7 @@ class MemoryRecordStore(RecordStore):
         self.max_records = max_records
         self._docs: dict[str, dict[str, tuple[float, str]]] = {}
         self._claims: dict[str, float] = {}  # key → held until (monotonic)
+        self._blobs: dict[str, tuple[float, bytes]] = {}  # "kind:key" → (expires at, data)
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         entry = self._docs.get(kind, {}).get(key)
@@ -79,6 +94,18 @@ class MemoryRecordStore(RecordStore):
             return False
         await self.put(kind, key, doc)
         return True
+
+    async def put_blob(self, kind: str, key: str, data: bytes) -> None:
+        self._blobs[f"{kind}:{key}"] = (time.monotonic() + self.ttl, data)
+        while len(self._blobs) > self.max_records:
+            del self._blobs[next(iter(self._blobs))]
+
+    async def get_blob(self, kind: str, key: str) -> bytes | None:
+        entry = self._blobs.get(f"{kind}:{key}")
+        return None if entry is None or entry[0] < time.monotonic() else entry[1]
+
+    async def delete_blob(self, kind: str, key: str) -> None:
+        self._blobs.pop(f"{kind}:{key}", None)
 
     async def claim(self, key: str, seconds: float) -> bool:
         now = time.monotonic()
@@ -116,6 +143,17 @@ class RedisRecordStore(RecordStore):
         return bool(await self._call(self.client.set, f"{self.prefix}{kind}:{key}", json.dumps(doc), nx=True,
                                      ex=int(self.ttl)))
 
+    async def put_blob(self, kind: str, key: str, data: bytes) -> None:
+        await self._call(self.client.set, f"{self.prefix}blob:{kind}:{key}", data, ex=int(self.ttl),
+                         timeout=BLOB_TIMEOUT)
+
+    async def get_blob(self, kind: str, key: str) -> bytes | None:
+        data = await self._call(self.client.get, f"{self.prefix}blob:{kind}:{key}", timeout=BLOB_TIMEOUT)
+        return None if data is None else bytes(data)
+
+    async def delete_blob(self, kind: str, key: str) -> None:
+        await self._call(self.client.delete, f"{self.prefix}blob:{kind}:{key}")
+
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._call(self.client.set, f"{self.prefix}claim:{key}", "1", nx=True,
                                      px=max(1, int(seconds * 1000))))
@@ -126,9 +164,9 @@ class RedisRecordStore(RecordStore):
     async def release(self, key: str) -> None:
         await self._call(self.client.delete, f"{self.prefix}claim:{key}")
 
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, method: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout or self.timeout):
                 return await method(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - one clear error for the caller
             reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"

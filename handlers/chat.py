@@ -3,7 +3,7 @@
 Auth is optional, as the document says; an anonymous principal may only chat in its session.
 A session opened with a token belongs to that user: other users cannot join it, on any instance (the
 first opener is recorded in the record store, Redis when configured, for RECORDS_TTL). `subscribe` follows an
-investigation the client may see (`app.investigations.visible`, with this session as its session);
+investigation the client may see (`app.investigation_access.visible`, with this session as its session);
 anything else, existing or not, is the same `NOT_FOUND` error and the connection stays.
 
 `chat` → the user's message to the session's other clients → `typing {agent: "processing"}` → the
@@ -28,7 +28,8 @@ import aiohttp
 
 from app.auth import Principal
 from app.errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, VALIDATION_ERROR, PonteError
-from app.investigations import SessionDesk, checked_id, not_found, visible
+from app.investigation_access import checked_id, not_found, visible
+from app.investigations import SessionDesk
 from app.presence import PresenceUnavailable
 from app.records import RecordStoreError
 from app.origins import origin_params

@@ -1,11 +1,11 @@
 """The Cidadão.AI investigations namespace (`/investigations`, raw
 `/api/v1/ws/investigations/{investigation_id}`): one room per investigation.
 
-Only who may see an investigation (`app.investigations.visible`) connects; anyone else, and everyone
+Only who may see an investigation (`app.investigation_access.visible`) connects; anyone else, and everyone
 for an id that does not exist, gets the same refusal: `NOT_FOUND`, close 1008 / `connect_error`."""
 from __future__ import annotations
 
-from app.investigations import checked_id, not_found, visible
+from app.investigation_access import checked_id, not_found, visible
 from schemas import cidadao
 
 from app.transport.namespace import Recovery

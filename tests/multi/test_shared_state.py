@@ -67,10 +67,13 @@ async def test_the_execution_limit_per_user_counts_every_instance(start_server: 
         blog_site.hold.set()
 
 
-async def test_the_sessions_clients_on_every_instance_follow_its_investigation(pair: Any, raw_to: Any) -> None:
-    """An investigation an agent starts on A for the session: its client on B is put in the investigation's
-    room and gets report_ready."""
-    a, b = pair
+async def test_the_sessions_clients_on_every_instance_follow_its_investigation(start_server: Any, raw_to: Any,
+                                                                               redis_server: Any) -> None:
+    """An investigation an agent starts on A for the session (B runs the jobs): its client on B is put in the
+    investigation's room and gets report_ready."""
+    a = await start_server(redis_url=redis_server.url)
+    b = await start_server(redis_url=redis_server.url, gateway_workers=2)
+    await subscribed(a, b)
     asker = await raw_to(a, "/api/v1/ws/chat/walk")
     await asker.recv_kind("connection")
     watcher = await raw_to(b, "/api/v1/ws/chat/walk")

@@ -1,0 +1,77 @@
+"""An investigation's uploaded contracts: checked where they are received, parsed where they are analysed.
+
+The file travels as received (`Upload`: "csv" or "json", and its bytes). The gateway that receives it
+checks it in a process of its own (`check`: back come only a count, a title or the first error), so that
+parsing 200,000 rows never holds its event loop; the job parses it again where it runs (`contracts`, in
+the analysis' thread), as contracts cannot travel through the queue.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engines.contracts.model import Contract
+from engines.contracts.records import RecordError, parse_csv, parse_json
+
+from .transport.codecs import DecodeError, load_json
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file of contracts as received: its format ("csv" or "json") and its bytes."""
+
+    format: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What checking an upload found: its contracts counted and its title, or its first error and where."""
+
+    records: int = 0
+    title: str | None = None
+    error: str | None = None
+    field: str | None = None
+
+
+class UploadError(ValueError):
+    """An upload that cannot be analysed: the message and the field at fault, as the client is told."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def check(upload: Upload, limit: int) -> Checked:
+    """Parse the upload and keep only what the gateway answers with (run in a process of its own)."""
+    try:
+        found, title = parse(upload, limit)
+    except UploadError as exc:
+        return Checked(error=exc.message, field=exc.field)
+    return Checked(len(found), title)
+
+
+def contracts(upload: Upload, limit: int) -> list[Contract]:
+    """The upload's contracts (for the job, which checked nothing)."""
+    return parse(upload, limit)[0]
+
+
+def parse(upload: Upload, limit: int) -> tuple[list[Contract], str | None]:
+    """The contracts of a CSV text or of a JSON body (`{"records": [...], "title"}` or a list), and its
+    title; at most `limit` contracts."""
+    try:
+        if upload.format == "csv":
+            return parse_csv(upload.body.decode("utf-8-sig"), limit), None
+        data = load_json(upload.body)
+    except RecordError as exc:
+        raise UploadError(exc.message, exc.field or "records") from None
+    except DecodeError as exc:  # not JSON, or text UTF-8 cannot carry (a lone surrogate)
+        raise UploadError(f"corpo inválido: {exc.message}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise UploadError("corpo inválido: JSON com records, ou CSV (text/csv)") from None
+    records, title = (data.get("records"), data.get("title")) if isinstance(data, dict) else (data, None)
+    if title is not None and (not isinstance(title, str) or len(title) > 200):
+        raise UploadError("title: texto de até 200 caracteres", "title")
+    try:
+        return parse_json(records, limit), title
+    except RecordError as exc:
+        raise UploadError(exc.message, f"records.{exc.row - 1}.{exc.field}" if exc.field else "records") from None
