@@ -18,14 +18,11 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-import psutil
 
 from engines.keywords.crawler import Crawler
 from engines.keywords.extract import analyse_html
@@ -38,6 +35,7 @@ from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION
 from .jobs import Jobs
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
+from .tasks import die_with
 
 log = logging.getLogger("ponte.executions")
 
@@ -462,29 +460,6 @@ def warm_up(owner: int) -> None:
     extraction libraries now rather than on the first page."""
     die_with(owner)
     analyse_html("<p>início</p>", "http://localhost/")
-
-
-def die_with(pid: int, every: float = 0.5) -> None:
-    """Exit as soon as process `pid` has ended, whatever ended it (SIGKILL included). A pool process's
-    parent is multiprocessing's forkserver, which lives as long as any process it started, so nothing
-    else ends the pool when the process that used it is killed; a thread watching that process does."""
-    try:
-        owner = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        os._exit(0)
-
-    def ended() -> bool:
-        try:  # is_running also tells a reused pid from the owner; a killed owner may linger as a zombie
-            return not owner.is_running() or owner.status() == psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return True
-
-    def watch() -> None:
-        while not ended():
-            time.sleep(every)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="die-with-owner", daemon=True).start()
 
 
 def _keyword(keyword: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import os
 import secrets
 import threading
 import time
@@ -37,6 +38,7 @@ from .investigation_access import links, new_id, view, visible
 from .jobs import Jobs
 from .records import RecordStore, RecordStoreError
 from .settings import Settings
+from .tasks import die_with
 from .uploads import Upload
 
 log = logging.getLogger("ponte.investigations")
@@ -100,7 +102,8 @@ class InvestigationService:
         """An upload's contracts counted and its title, found in a process of its own (never on the event
         loop); a VALIDATION_ERROR names its first error."""
         if self._checker is None:  # forkserver: never fork a running event loop
-            self._checker = ProcessPoolExecutor(CHECKERS, mp_context=multiprocessing.get_context("forkserver"))
+            self._checker = ProcessPoolExecutor(CHECKERS, mp_context=multiprocessing.get_context("forkserver"),
+                                                initializer=die_with, initargs=(os.getpid(),))
         # submitted from a thread: starting a checking process waits until it is forked
         checked = await asyncio.to_thread(self._check, self._checker, upload)
         if checked.error is not None:

@@ -1,9 +1,15 @@
-"""Stopping background tasks for sure, even when a library swallows a cancellation."""
+"""Stopping background tasks for sure, even when a library swallows a cancellation; processes that end with
+the one they work for."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from typing import Any
+
+import psutil
 
 log = logging.getLogger("ponte")
 
@@ -38,3 +44,26 @@ async def every(interval: float, job: Any, *args: Any) -> None:
             await job(*args)
         except Exception:  # noqa: BLE001
             log.exception("periodic job %s failed", job.__name__)
+
+
+def die_with(pid: int, every: float = 0.5) -> None:
+    """Exit as soon as process `pid` has ended, whatever ended it (SIGKILL included). A pool process's
+    parent is multiprocessing's forkserver, which lives as long as any process it started, so nothing
+    else ends the pool when the process that used it is killed; a thread watching that process does."""
+    try:
+        owner = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        os._exit(0)
+
+    def ended() -> bool:
+        try:  # is_running also tells a reused pid from the owner; a killed owner may linger as a zombie
+            return not owner.is_running() or owner.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    def watch() -> None:
+        while not ended():
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="die-with-owner", daemon=True).start()
