@@ -187,7 +187,8 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(every(TOUCH_EVERY, executions.touch)),
              asyncio.create_task(every(min(1.0, settings.connect_timeout / 4), sio.close_unconnected)),
              asyncio.create_task(every(SYNC_EVERY, sio.limits.sync)),
-             asyncio.create_task(every(settings.recovery_window / 3, sio.recovery.refresh_sessions))]
+             asyncio.create_task(every(settings.recovery_window / 3, sio.recovery.refresh_sessions)),
+             asyncio.create_task(app[GATEWAY_KEY].metrics.loop_lag.run())]
     await jobs.open()
     tasks.append(asyncio.create_task(every(JOB_STATS_EVERY, jobs.refresh)))
     if isinstance(jobs, QueueJobs) and settings.gateway_workers:  # a worker inside this process, on the queue

@@ -5,11 +5,14 @@ import bisect
 import time
 from typing import Any, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from .sampler import LoopLag
+
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
+LOOP_LAG_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)
 OTHER = "other"  # the label for event names outside the documents, so labels stay bounded
 RECONNECT_WINDOW = 60.0  # a connection within this many seconds of the same user's disconnect
 RECENT_LIMIT = 10000
@@ -35,6 +38,11 @@ class Metrics:
                                   "they got their session and missed events back", ["namespace", "outcome"],
                                   registry=r)
         self.redis_up = Gauge("ponte_redis_up", "1 while subscribed to Redis (when REDIS_URL is set)", registry=r)
+        lag = Histogram("ponte_event_loop_lag_seconds", "How late the event loop ran a callback due every 0.1 s",
+                        buckets=LOOP_LAG_BUCKETS, registry=r)
+        self.loop_lag = LoopLag(lag.observe)  # its probe runs among the app's background tasks
+        Gauge("ponte_event_loop_lag_p99_seconds", "99th percentile of the event loop's lag over the last minute",
+              registry=r).set_function(self.loop_lag.p99)
         self.handled = 0  # running totals for the monitoring stream
         self.handled_seconds = 0.0
         self.failed = 0

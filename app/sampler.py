@@ -1,11 +1,14 @@
 """What monitoring measures, and when an operator is told: samples of this instance (CPU, memory,
-message rates from the running totals of app.metrics, connections, executions) and the
-threshold watch behind SISTEMA_ALERTA. No network here: the handlers do the emitting."""
+message rates from the running totals of app.metrics, connections, executions), the event loop's lag,
+and the threshold watch behind SISTEMA_ALERTA. No network here: the handlers do the emitting."""
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -14,6 +17,8 @@ import psutil
 MIN_MESSAGES = 20  # fewer messages than this in a period: its error rate says nothing
 PERCENT_HYSTERESIS = 5.0  # CPU and memory alerts re-arm this many points below their threshold
 RATIO_HYSTERESIS = 0.9  # error-rate and connection alerts re-arm below 90 % of their threshold
+LAG_INTERVAL = 0.1  # seconds between two probes of the event loop
+LAG_WINDOW = 600  # probes the recent p99 is taken over: the last minute
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,39 @@ class Sampler:
                               memory_percent=psutil.virtual_memory().percent,
                               connections=self.connections(), max_connections=self.max_connections,
                               executions=self.executions())
+
+
+class LoopLag:
+    """How late the event loop runs what is due. The probe sleeps LAG_INTERVAL seconds again and again
+    and records each time how much later than due it woke: whatever holds the loop (a long handler, a
+    parse, a garbage collection) delays it, as it delays every other callback waiting for its turn."""
+
+    def __init__(self, observe: Callable[[float], None] = lambda lag: None, interval: float = LAG_INTERVAL,
+                 window: int = LAG_WINDOW) -> None:
+        self.observe = observe  # each lag, in seconds, as it is measured (the /metrics histogram)
+        self.interval = interval
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def record(self, lag: float) -> None:
+        lag = max(0.0, lag)  # a timer may fire a fraction of a millisecond early
+        self.recent.append(lag)
+        self.observe(lag)
+
+    def p99(self) -> float:
+        """The 99th percentile of the recent lags (nearest rank), seconds; 0 before the first probe."""
+        if not self.recent:
+            return 0.0
+        ordered = sorted(self.recent)
+        return ordered[math.ceil(0.99 * len(ordered)) - 1]
+
+    async def run(self) -> None:
+        """Probe until cancelled."""
+        # time.monotonic, not loop.time(): uvloop's loop.time() is libuv's millisecond clock, read once
+        # per loop iteration, so it would round every lag to whole milliseconds and miss a callback's own
+        while True:
+            due = time.monotonic() + self.interval
+            await asyncio.sleep(self.interval)
+            self.record(time.monotonic() - due)
 
 
 # -- alerts ---------------------------------------------------------------------------------------

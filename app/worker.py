@@ -62,7 +62,8 @@ async def work(settings: Settings, concurrency: int | None = None, signals: bool
     executions = ExecutionService(emitter, settings, records, jobs)
     investigations = InvestigationService(emitter, settings, records, jobs)
     investigations.source = make_source(settings.contracts_source, settings.transparencia_api_key, http)
-    worker = jobs.worker(concurrency or settings.worker_concurrency, f"{socket.gethostname()}:{os.getpid()}",
+    # no ":" in the id: SAQ's info() keeps what follows the last one, and would find no worker
+    worker = jobs.worker(concurrency or settings.worker_concurrency, f"{socket.gethostname()}-{os.getpid()}",
                          {"pid": os.getpid(), "host": socket.gethostname()})
     if not signals:
         worker.SIGNALS = []

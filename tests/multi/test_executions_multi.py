@@ -1,6 +1,7 @@
 """Executions across two instances behind one real Redis: follow, control and download from either."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -60,3 +61,20 @@ async def test_results_survive_a_restart(start_server: Any, raw_to: Any, redis_s
         async with http.get(url, params={"token": make_token("alice")}) as response:
             body = await response.json()
     assert len(body["keywords"]) == done["data"]["resultado"]["total_keywords"]
+
+
+async def test_readyz_counts_the_workers_alive(start_server: Any, redis_server: Any) -> None:
+    """With a queue, /readyz says how many workers are alive (here: the one inside B) and how many jobs wait,
+    and /metrics has the same count; read every few seconds, so polled here."""
+    a, b = await instances(start_server, redis_server.url)  # A runs a worker in its process; B asks
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(20):
+            while True:
+                async with http.get(b.make_url("/readyz")) as response:
+                    body = await response.json()
+                if body.get("workers") == 1:
+                    break
+                await asyncio.sleep(0.2)
+        assert response.status == 200 and body["queued"] == 0 and body["status"] == "ready"
+        async with http.get(b.make_url("/metrics")) as response:
+            assert "ponte_workers 1.0" in await response.text()
