@@ -9,7 +9,8 @@ takes it; gateways only accept, relay and fan out. Both ways run the same job fu
 What happens when a process dies:
 - A worker killed (SIGKILL, a lost machine): its jobs stop beating. SAQ's sweep, which some live worker
   runs every SWEEP seconds, takes each job whose last beat is older than HEARTBEAT back onto the queue,
-  and another worker starts it again: within HEARTBEAT + SWEEP + a few seconds (measured: about 15 s).
+  and another worker starts it again: at worst HEARTBEAT + 2 × SWEEP + SWEEP_ABORT_WAIT (21 s) after its
+  last beat, as the sweep's lock can make a worker just miss its turn (measured: 9 to 18 s, mostly 14 s).
   The attempt after the MAX_ATTEMPTS-th does not run: it reports the failure to the job's followers.
 - A worker stopped (SIGTERM, a deploy): SAQ cancels its running jobs and puts them back on the queue
   at once; another worker takes them up.
