@@ -3,6 +3,7 @@ the events a client sees, control across processes, and what happens when a work
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -14,10 +15,13 @@ import redis.asyncio as aioredis
 import yarl
 
 from app.jobs import HEARTBEAT
+from app.transport.emitter import Emitter
+from app.worker import CODECS
 from conftest import TIMEOUT, RawClient, RedisProcess, error_parts, make_token, served_app, subscribed
 from schemas import omni
 from tests.fixtures.blog import BlogSite
 from tests.functional.test_executions import FINAL, SETTINGS, control, start, started, until_final
+from tests.functional.test_investigations import CSV, follow, post, sample_rows
 from tests.multi.worker_fixtures import (MARK, QUEUE, WORKER_ENV, Address, QueueView, WorkerProcess, Workers,
                                          all_gone, mark, sweep_now)
 
@@ -329,3 +333,38 @@ async def test_a_worker_stopped_mid_run_hands_its_job_back(
     print(f"SIGTERM -> job moving again on the other worker: {time.monotonic() - stopped:.1f} s")
     await one_completion(ws, redis_server.url, queue_view, execution_id)
     assert not await all_gone(children)
+
+
+@pytest.mark.timeout(240)
+async def test_a_worker_killed_mid_analysis_hands_the_investigation_to_the_other(
+        start_server: Any, raw_to: Any, redis_server: Any, start_worker: Any, queue_view: QueueView) -> None:
+    """The same for an investigation: SIGKILL on the worker analysing an upload; the other starts it over,
+    saying so (a progress at 0 % naming attempt 2), and its followers get exactly one report_ready."""
+    server = await gateway(start_server, redis_server.url)
+    workers = [await start_worker(redis_server), await start_worker(redis_server)]
+    token = make_token("alice")
+    status, created = await post(server, None, token, data=sample_rows(100_000), headers=CSV)
+    assert status == 201, created
+    key = f"investigation:{created['investigation_id']}"
+    ws = await raw_to(server, yarl.URL(created["ws_url"]).path, token)
+    await ws.recv_kind("connection")
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while (job := json.loads(await queue_view.redis.get(f"saq:job:{QUEUE}:{key}") or "{}")).get("status") != "active":
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+    victim = next(worker for worker in workers if job["worker_id"].endswith(f"-{worker.pid}"))
+    while (await ws.recv_kind("investigation_progress", 30.0))["data"]["progress"] <= 0:
+        pass  # the analysis is under way on the victim
+    victim.signal(signal.SIGKILL)
+    await victim.exited(TIMEOUT)
+    events = await follow(ws, timeout=120)
+    assert events[-1]["type"] == "report_ready", events[-1]
+    restarts = [e for e in events if e["type"] == "investigation_progress" and "(tentativa 2)" in e["message"]]
+    assert len(restarts) == 1 and restarts[0]["progress"] == 0, [e for e in events if "tentativa" in str(e)]
+    while json.loads(await queue_view.redis.get(f"saq:job:{QUEUE}:{key}") or "{}").get("status") != "complete":
+        await asyncio.sleep(0.05)  # SAQ has completed the job: nothing more can come from it
+    await Emitter(queue_view.redis, "socketio", 1000, CODECS).emit(MARK, {}, namespace="/investigations", to=[key])
+    later = []
+    while (kind := (await ws.recv())["type"]) != MARK:
+        later.append(kind)
+    assert "report_ready" not in later, later
