@@ -351,6 +351,28 @@ async def round_of_four(cluster: Cluster, session: aiohttp.ClientSession) -> dic
     return await window(cluster, session, all_four())
 
 
+def contracts_csv(rows: int) -> bytes:
+    """`rows` contracts as the upload API takes them: the sample's rows repeated."""
+    header, *lines = (BENCH.parent / "engines/contracts/data/sample_contracts.csv").read_text().splitlines()
+    return "\n".join([header, *(lines[n % len(lines)] for n in range(rows))]).encode()
+
+
+UPLOAD_ROWS = 200_000  # about 15 MB of CSV
+
+
+async def upload(cluster: Cluster, session: aiohttp.ClientSession, body: bytes) -> dict[str, Any]:
+    """POST an upload of contracts; the window is the gateway's part: from the request to its answer (the
+    body read, the file checked in a process of its own and stored, the job submitted)."""
+    async def post() -> int:
+        async with session.post(f"{cluster.base}/api/v1/investigations", data=body,
+                                headers={"Content-Type": "text/csv",
+                                         "Authorization": f"Bearer {make_token('auditora')}"}) as response:
+            if response.status != 201:
+                raise RuntimeError(f"upload: {response.status} {await response.text()}")
+            return 0
+    return await window(cluster, session, post())
+
+
 async def takeover(cluster: Cluster, session: aiohttp.ClientSession, queue: Any) -> dict[str, Any]:
     """SIGKILL the worker running an execution at its first progress; seconds until it moves again."""
     ws, execution_id = await start_execution(session, cluster.base, f"vitima-{uuid.uuid4().hex[:6]}",
@@ -394,8 +416,12 @@ async def measure_mode(cluster: Cluster, rounds: int, idle_seconds: float) -> di
         await round_of_four(cluster, session)
         cluster.layout.release_gateway_children(cluster.gateway.pid)
         measured = [await round_of_four(cluster, session) for _ in range(rounds)]
+        body = contracts_csv(UPLOAD_ROWS)
+        uploads = [await upload(cluster, session, body) for _ in range(rounds)]
     keys = ("pages_per_s", "lag_p99_ms", "ping_p50_ms", "ping_p99_ms", "foreign_cores")
-    return {"idle": quiet, "rounds": measured, **{key: median([r[key] for r in measured]) for key in keys}}
+    return {"idle": quiet, "rounds": measured, **{key: median([r[key] for r in measured]) for key in keys},
+            "upload": {"rounds": uploads, **{key: median([r[key] for r in uploads]) for key in keys[1:]},
+                       "seconds": median([r["seconds"] for r in uploads])}}
 
 
 async def queue_modes(cluster: Cluster, rounds: int, idle_seconds: float, kills: int) -> dict[str, Any]:
@@ -456,13 +482,20 @@ def row(name: str, result: dict[str, Any], pages: bool = True) -> list[str]:
             fmt(result["foreign_cores"], "{:.2f}")]
 
 
+def uploaded(mode: dict[str, Any]) -> dict[str, Any]:
+    """A mode's upload figures as a table row reads them (no pages)."""
+    return {**mode["upload"], "pages_per_s": float("nan")}
+
+
 def print_report(report: dict[str, Any], header: dict[str, Any]) -> None:
     print(json.dumps(header, indent=1))
     rows = [row("gateway idle, embedded (1,000 idle clients)", report["embedded"]["idle"], pages=False),
             row("embedded: 4 executions in the gateway (baseline)", report["embedded"]),
             row("gateway idle, queue mode (Redis, 1 worker)", report["1 worker"]["idle"], pages=False),
             row("queue: 4 executions, 1 worker", report["1 worker"]),
-            row("queue: 4 executions, 2 workers", report["2 workers"])]
+            row("queue: 4 executions, 2 workers", report["2 workers"]),
+            row(f"upload of {UPLOAD_ROWS:,} contracts, embedded", uploaded(report["embedded"]), pages=False),
+            row(f"upload of {UPLOAD_ROWS:,} contracts, queue (1 worker)", uploaded(report["1 worker"]), pages=False)]
     print(markdown_table(["mode", "pages/s", "loop lag p99 ms (/metrics)", "ping p50 ms", "ping p99 ms",
                           "other processes' CPU (cores)"], rows))
     times = [t["seconds"] for t in report["takeovers"]]
