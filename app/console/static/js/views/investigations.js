@@ -118,7 +118,7 @@ export class InvestigationsView {
       || ratio(b) - ratio(a));
     clear($("inv-anomalies").tBodies[0], rows.map((a) => el("tr", { class: "sev-row-" + a.severity },
       el("td", {}, el("span", { class: "sev sev-" + a.severity, text: a.severity })),
-      el("td", { text: a.details.contract_id }), el("td", { class: "num", text: money(a.details.expected_value) }),
+      el("td", { class: "nowrap", text: a.details.contract_id }), el("td", { class: "num", text: money(a.details.expected_value) }),
       el("td", { class: "num", text: money(a.details.actual_value) }), el("td", { text: a.description }))));
     $("inv-count").textContent = rows.length ? `(${rows.length})` : "";
     const flagged = rows.filter((a) => a.details.expected_value > 0).sort((a, b) => ratio(b) - ratio(a)).slice(0, CHART_ROWS);
