@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from app.errors import CLOSE_SERVICE_RESTART
+from app.keys import SIO_KEY
 from conftest import make_token
 from tests.fixtures.console import WAIT, Console
 
@@ -154,3 +156,21 @@ async def test_a_refused_token_is_said_clearly(console: Console) -> None:
     await page.wait_for_selector("#ev-status.bad")
     assert "refused" in (await page.text_content("#ev-status") or "")
     assert "assinado com outra chave" in (await page.text_content("#banner") or "")
+
+
+async def test_a_dropped_connection_is_shown_and_comes_back(console: Console, console_server: Any) -> None:
+    """When the server closes the raw connection with 1012 (as on a restart) the status and the banner say
+    it is reconnecting, and it reconnects by itself, taking up where it stood (pid and offset)."""
+    page = console.page
+    await console.sign_in()
+    await page.click("#ev-connect")
+    await page.wait_for_selector("#ev-status.ok")
+    assert console_server.app[SIO_KEY].close_raw(CLOSE_SERVICE_RESTART, "server restarting: please reconnect") == 1
+    await page.wait_for_selector("#ev-status.warn")
+    assert "reconnecting" in (await page.text_content("#banner") or "")
+    await page.wait_for_selector("#ev-status.ok")
+    assert await page.is_hidden("#banner")
+    assert await rows(console, "#fr-list li[data-event=open]") == 2
+    hello = page.locator("#fr-list li[data-event=SESSAO_CONECTADA]").first
+    await hello.locator("summary").click()
+    assert '"recovered": true' in (await hello.locator("pre").text_content() or "")
