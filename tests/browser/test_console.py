@@ -174,3 +174,18 @@ async def test_a_dropped_connection_is_shown_and_comes_back(console: Console, co
     hello = page.locator("#fr-list li[data-event=SESSAO_CONECTADA]").first
     await hello.locator("summary").click()
     assert '"recovered": true' in (await hello.locator("pre").text_content() or "")
+
+
+@pytest.mark.timeout(120)
+async def test_an_investigation_started_from_chat_is_followed_in_place(console: Console) -> None:
+    """Asking the agents to investigate puts the investigation in the chat window, followed to its report."""
+    page = console.page
+    await console.sign_in()
+    await console.tab("chat")
+    await page.fill("#chat-input", "Investigate contracts of the Ministry of Health")
+    await page.click("#chat-send")
+    card = page.locator(".inv-card")
+    await card.locator("a", has_text="Open the report").wait_for(timeout=90_000)
+    assert await card.locator("progress").get_attribute("value") == "100"
+    assert await card.locator(".sev").count() >= 1
+    assert await page.locator(".msg.assistant[data-done=true] .agent", has_text="Zumbi").count() >= 1
