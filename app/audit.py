@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import deque
 from typing import Any
 
 from .clock import now_iso
@@ -18,6 +19,7 @@ MAX_DATA = 4096  # characters of a message's data kept in the log
 MAX_ENVELOPE = 1024  # what an audit line holds besides the data (ids, names, time), at most
 MAX_FIELD = 200  # characters of a refusal's origin or reason
 INFINITY = float("inf")
+RECENT = 200  # audit lines kept in memory for the operator view (GET /api/v1/admin/overview)
 
 
 def redact(value: Any, depth: int = 0) -> Any:
@@ -51,6 +53,11 @@ class AuditLog:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("ponte.audit")
         self.refusals = LogBudget()  # a flood of refused handshakes writes a bounded number of lines
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)  # the last lines written, newest last
+
+    def _write(self, line: dict[str, Any], text: str | None = None) -> None:
+        self.recent.append(line)
+        self.logger.info(text if text is not None else json_line(line))
 
     def record(self, event: str, client_id: str, user_id: str | None, data: Any, response_ms: float,
                status: str, code: str | None = None) -> None:
@@ -66,7 +73,7 @@ class AuditLog:
         if len(text) > MAX_DATA + MAX_ENVELOPE:
             line["message"]["data"] = {"truncated": True}
             text = json_line(line)
-        self.logger.info(text)
+        self._write(line, text)
 
     def published(self, user: str | None, ip: str | None, items: list[dict[str, Any]],
                   code: str | None = None) -> None:
@@ -83,7 +90,7 @@ class AuditLog:
             line["error_code"] = code
         if held_back:
             line["suppressed_before"] = held_back
-        self.logger.info(json_line(line))
+        self._write(line)
 
     def refused(self, reason: str, ip: str | None, origin: str | None, namespace: str | None,
                 code: str | None = None) -> None:
@@ -98,7 +105,7 @@ class AuditLog:
             "origin": redact(origin[:MAX_FIELD]) if origin else None, "namespace": namespace, "error_code": code}
         if held_back:
             line["suppressed_before"] = held_back  # refusals not written since the last line
-        self.logger.info(json_line(line))
+        self._write(line)
 
 
 AUDIT = AuditLog()  # the process' audit log: refusals before any namespace exists write here too

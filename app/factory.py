@@ -25,7 +25,7 @@ from engines.agents import language
 from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
-from . import downloads, investigations_api, logs, presence_api, publish
+from . import admin_api, console, dev_token, downloads, investigations_api, logs, presence_api, publish, schemas_api
 from .audit import AUDIT
 from .auth import TokenVerifier
 from .gateway import Gateway
@@ -65,6 +65,17 @@ ENDPOINTS = [
     Endpoint("/api/v1/ws/investigations/{investigation_id}", "/investigations", cidadao,
              lambda request: {"investigation_id": request.match_info["investigation_id"]}),
 ]
+
+
+def protocols() -> list[schemas_api.Protocol]:
+    """Each raw endpoint with its namespace's events, for `GET /api/v1/schemas`."""
+    found = []
+    for endpoint in ENDPOINTS:
+        handler, codec = NAMESPACES[endpoint.namespace]
+        found.append(schemas_api.Protocol(endpoint.namespace, endpoint.path, "event" if codec is omni else "type",
+                                          handler.params, handler.auth_required, handler.inbound,
+                                          publish.DOCUMENTED[endpoint.namespace]))
+    return found
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -107,6 +118,10 @@ def create_app(settings: Settings) -> web.Application:
     investigations_api.add_routes(app)
     presence_api.add_routes(app)
     ops.add_routes(app, sio, metrics)
+    admin_api.add_routes(app)
+    dev_token.add_routes(app)
+    schemas_api.add_routes(app, protocols())
+    console.add_routes(app)
     app.cleanup_ctx.append(background_tasks)
     app.cleanup_ctx.append(presence.running)  # after: stopped first, while Redis is still open
     app.on_shutdown.append(close_clients)

@@ -36,6 +36,7 @@ QUEUE_LIMIT = 10_000  # index changes waiting for Redis
 BATCH = 256
 MAX_LISTED = 1000  # connections one answer lists
 MAX_SCANNED = 10_000  # Redis entries one read looks at
+MAX_INSTANCES = 100  # instances `instances()` lists
 REDIS_TIMEOUT = 2.0
 UNKNOWN_RETRY = 0.1  # seconds between two looks at connections that entered a room before connecting
 
@@ -114,6 +115,21 @@ class Presence:
         except Exception as exc:  # noqa: BLE001 - one clear error for the caller
             raise PresenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return (mine + others)[:MAX_LISTED]
+
+    async def instances(self) -> list[str]:
+        """The instances alive, this one first (at most MAX_INSTANCES); without Redis, this one alone."""
+        found = [self.instance]
+        if self.redis is None:
+            return found
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                async for key in self.redis.scan_iter(match=ALIVE.format("*"), count=BATCH):
+                    instance = text(key).rpartition(":")[2]
+                    if instance != self.instance and len(found) < MAX_INSTANCES:
+                        found.append(instance)
+        except Exception as exc:  # noqa: BLE001 - one clear error for the caller
+            raise PresenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return found
 
     async def _others(self, key: str) -> list[dict[str, Any]]:
         """The other instances' entries in a room hash; those of dead instances are deleted."""

@@ -25,6 +25,7 @@ from app.keys import SIO_KEY
 from app.logs import LogBudget
 from app.auth import USER_SCOPES
 from tests.fixtures.blog import blog_site  # noqa: F401 - the fixture blog, for crawl tests
+from tests.fixtures.console import browser, console, console_server  # noqa: F401 - the console in Chromium
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 TIMEOUT = 5.0

@@ -92,3 +92,21 @@ async def test_chat_presence_counts_every_instance(pair: Any, raw_to: Any, sio_t
     left = await first.recv_kind("presence")
     assert left["data"] == {"session_id": "lobby", "action": "left", "user": "alice", "count": 1}
     assert b.app[GATEWAY_KEY].services["presence"].failures == 0
+
+
+async def test_the_admin_overview_lists_every_instance(pair: Any) -> None:
+    """The operator's overview, asked of either instance, lists both instances alive (its own first)."""
+    a, b = pair
+    ids = [server.app[GATEWAY_KEY].services["presence"].instance for server in (a, b)]
+    headers = {"Authorization": f"Bearer {ROLES['admin']}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for server, own in [(a, ids[0]), (b, ids[1])]:
+            async with asyncio.timeout(TIMEOUT):
+                while True:  # each instance announces itself once its presence writer has started
+                    async with http.get(server.make_url("/api/v1/admin/overview")) as response:
+                        body = await response.json()
+                    if len(body["instances"]) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+            assert body["instances"][0] == own and sorted(body["instances"]) == sorted(ids)
+            assert body["instance"] == {**body["instance"], "id": own, "redis": "up", "status": "ready"}
