@@ -1,16 +1,18 @@
 """`GET /api/v1/admin/overview`: what an operator sees of this instance, for the console's operator view.
 
 A Bearer token with the `admin` scope (the query string is not read, as for `POST /api/v1/publish`):
-401 without a valid one, 403 without the scope. Everything comes from what the server already holds:
-the instances alive (presence's liveness keys), this instance's readiness (as /readyz says it), its
-connections by namespace and transport and one by one, its rooms and their members (presence's index),
-the jobs (the stats /metrics reads) and the last lines of the audit log. Lists are bounded.
+401 without a valid one, 403 without the scope. Everything comes from what the server already holds: the
+instances alive and their state (what each writes in its liveness key every few seconds: readiness as
+/readyz says it, connections, uptime), this instance's connections by namespace and transport and one
+by one, its rooms and their members (presence's index), the jobs (the stats /metrics reads) and the last
+lines of the audit log. Lists are bounded.
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -34,6 +36,8 @@ _dumps = functools.partial(json.dumps, default=str)  # audit lines may hold any 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/admin/overview", overview)
+    presence: Presence = app[GATEWAY_KEY].services["presence"]
+    presence.describe = functools.partial(describe, app)  # what the other instances' overviews show of this one
 
 
 def admin(request: web.Request) -> Principal:
@@ -53,33 +57,34 @@ async def overview(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     presence: Presence = gateway.services["presence"]
     try:
-        instances: list[str] | None = await presence.instances()
+        instances: list[dict[str, Any]] | None = await presence.instances()
     except PresenceUnavailable:
         instances = None  # Redis did not answer: the operator sees this instance alone, and says so
-    body = {"instance": instance(request, presence), "instances": instances,
+    body = {"instance": {"id": presence.instance, **describe(request.app)}, "instances": instances,
             "connections": connections(request), "clients": clients(request), "rooms": rooms(presence),
             "jobs": jobs(gateway.services["jobs"]), "audit": list(gateway.audit.recent)[-MAX_AUDIT:][::-1]
             if gateway.audit is not None else []}
     return web.json_response(body, dumps=_dumps)
 
 
-def instance(request: web.Request, presence: Presence) -> dict[str, Any]:
-    """This instance: its id, process, uptime and readiness (as /readyz reports it)."""
-    redis = redis_state(request.app[SIO_KEY])
-    draining = bool(request.app[DRAINING_KEY])
+def describe(app: web.Application) -> dict[str, Any]:
+    """An instance's state: process, host, uptime, readiness (as /readyz reports it) and open connections."""
+    redis = redis_state(app[SIO_KEY])
+    draining = bool(app[DRAINING_KEY])
     status = "draining" if draining else "degraded" if redis == "down" else "ready"
-    return {"id": presence.instance, "pid": os.getpid(), "uptime": round(time.time() - STARTED, 1),
-            "status": status, "redis": redis}
+    open_connections = sum(len(getattr(namespace, "clients", {})) for namespace in _namespaces(app).values())
+    return {"pid": os.getpid(), "host": socket.gethostname(), "uptime": round(time.time() - STARTED, 1),
+            "status": status, "redis": redis, "connections": open_connections}
 
 
-def _namespaces(request: web.Request) -> dict[str, Any]:
-    return dict(request.app[SIO_KEY].namespace_handlers)
+def _namespaces(app: web.Application) -> dict[str, Any]:
+    return dict(app[SIO_KEY].namespace_handlers)
 
 
 def connections(request: web.Request) -> list[dict[str, Any]]:
     """Open connections of this instance by namespace and transport."""
     counts: Counter[tuple[str, str]] = Counter()
-    for name, namespace in _namespaces(request).items():
+    for name, namespace in _namespaces(request.app).items():
         for client in getattr(namespace, "clients", {}).values():
             counts[(name, client.transport)] += 1
     return [{"namespace": ns, "transport": transport, "count": n} for (ns, transport), n in sorted(counts.items())]
@@ -89,7 +94,7 @@ def clients(request: web.Request) -> list[dict[str, Any]]:
     """This instance's connections one by one (at most MAX_CLIENTS): who, how, for how long."""
     now = time.monotonic()
     listed = []
-    for name, namespace in _namespaces(request).items():
+    for name, namespace in _namespaces(request.app).items():
         for sid, client in list(getattr(namespace, "clients", {}).items()):
             principal = client.principal
             listed.append({"namespace": name, "sid": sid, "transport": client.transport,

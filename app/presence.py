@@ -75,6 +75,8 @@ class Presence:
         self.failures = 0  # index changes that did not reach Redis
         self._stale = False  # a change was lost: announce the whole index under a new id
         self._last_warning = 0.0
+        # what this instance says of itself in its liveness key, every REFRESH_EVERY (the operator's view)
+        self.describe: Callable[[], dict[str, Any]] = dict
 
     # -- the index ----------------------------------------------------------------------------------
 
@@ -116,20 +118,23 @@ class Presence:
             raise PresenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return (mine + others)[:MAX_LISTED]
 
-    async def instances(self) -> list[str]:
-        """The instances alive, this one first (at most MAX_INSTANCES); without Redis, this one alone."""
-        found = [self.instance]
+    async def instances(self) -> list[dict[str, Any]]:
+        """The instances alive, this one first (at most MAX_INSTANCES), each `{"id", "state"}`: what it said
+        of itself when it last renewed its liveness key (`describe`); without Redis, this one alone."""
+        found = [{"id": self.instance, "state": self.describe()}]
         if self.redis is None:
             return found
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
+                keys: list[str] = []
                 async for key in self.redis.scan_iter(match=ALIVE.format("*"), count=BATCH):
-                    instance = text(key).rpartition(":")[2]
-                    if instance != self.instance and len(found) < MAX_INSTANCES:
-                        found.append(instance)
+                    if text(key).rpartition(":")[2] != self.instance and len(keys) < MAX_INSTANCES - 1:
+                        keys.append(text(key))
+                states = await self.redis.mget(keys) if keys else []
         except Exception as exc:  # noqa: BLE001 - one clear error for the caller
             raise PresenceUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return found
+        return found + [{"id": key.rpartition(":")[2], "state": parsed(state)}
+                        for key, state in zip(keys, states) if state is not None]
 
     async def _others(self, key: str) -> list[dict[str, Any]]:
         """The other instances' entries in a room hash; those of dead instances are deleted."""
@@ -216,7 +221,7 @@ class Presence:
                 async with asyncio.timeout(REDIS_TIMEOUT):
                     if self._stale or tick % ROOM_REFRESH_TICKS == ROOM_REFRESH_TICKS - 1:
                         await self._announce(renew=not self._stale)
-                    await self.redis.set(ALIVE.format(self.instance), "1", ex=ALIVE_TTL)
+                    await self.redis.set(ALIVE.format(self.instance), self._state(), ex=ALIVE_TTL)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis down: readers elsewhere drop us after ALIVE_TTL
@@ -233,7 +238,7 @@ class Presence:
             while not self.queue.empty():  # the index below holds what they would change
                 self.queue.get_nowait()
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(ALIVE.format(self.instance), "1", ex=ALIVE_TTL)
+            pipe.set(ALIVE.format(self.instance), self._state(), ex=ALIVE_TTL)
             for (namespace, room), members in list(self.rooms.items()):
                 for sid in members:
                     self._stage(pipe, namespace, room, sid, True)
@@ -241,6 +246,12 @@ class Presence:
                 pipe.delete(ALIVE.format(old))
             await pipe.execute()
         self._stale = False
+
+    def _state(self) -> str:
+        try:
+            return json.dumps(self.describe(), default=str)
+        except Exception:  # noqa: BLE001 - liveness matters more than the description
+            return "{}"
 
     def _lost(self, count: int, why: str) -> None:
         self.failures += count

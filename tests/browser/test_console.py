@@ -126,8 +126,9 @@ async def test_monitoring_draws_the_metrics(console: Console) -> None:
 
 
 async def test_operator_view_lists_this_tests_connections(console: Console) -> None:
-    """With the admin scope the operator view lists the page's own connections (on /omni and /chat, over
-    Socket.IO once the switch says so: every view follows it) under the test's user, and their rooms."""
+    """With the admin scope the operator view lists the instances with their state and the page's own
+    connections (on /omni and /chat, over Socket.IO once the switch says so: every view follows it) under
+    the test's user, and their rooms."""
     page = console.page
     await console.sign_in("operadora", admin=True)
     await page.click("[data-event=SESSAO_PING]")
@@ -145,6 +146,7 @@ async def test_operator_view_lists_this_tests_connections(console: Console) -> N
     assert len(texts) == 2 and all("socketio" in t for t in texts), texts
     assert {t.split("operadora")[0] for t in texts} == {"/omni", "/chat"}
     assert await page.locator("#op-body td", has_text="user:operadora").count() == 2  # one room per namespace
+    assert await page.locator("#op-body td", has_text="(this one)").count() == 1  # the instances, with their state
 
 
 async def test_a_refused_token_is_said_clearly(console: Console) -> None:

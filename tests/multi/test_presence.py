@@ -3,6 +3,7 @@ connections, and a SIGKILLed instance's entries go with its liveness key."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ async def test_chat_presence_counts_every_instance(pair: Any, raw_to: Any, sio_t
 
 
 async def test_the_admin_overview_lists_every_instance(pair: Any) -> None:
-    """The operator's overview, asked of either instance, lists both instances alive (its own first)."""
+    """The operator's overview, asked of either instance, lists both instances alive (its own first), each with
+    the state it last wrote of itself."""
     a, b = pair
     ids = [server.app[GATEWAY_KEY].services["presence"].instance for server in (a, b)]
     headers = {"Authorization": f"Bearer {ROLES['admin']}"}
@@ -108,5 +110,8 @@ async def test_the_admin_overview_lists_every_instance(pair: Any) -> None:
                     if len(body["instances"]) == 2:
                         break
                     await asyncio.sleep(0.05)
-            assert body["instances"][0] == own and sorted(body["instances"]) == sorted(ids)
+            listed = [instance["id"] for instance in body["instances"]]
+            assert listed[0] == own and sorted(listed) == sorted(ids)
+            other = body["instances"][1]["state"]  # what the other instance wrote of itself
+            assert other["status"] == "ready" and other["redis"] == "up" and other["pid"] == os.getpid()
             assert body["instance"] == {**body["instance"], "id": own, "redis": "up", "status": "ready"}

@@ -60,7 +60,12 @@ export class OperatorView {
         card("jobs running", o.jobs.running),
         card("jobs queued", o.jobs.queued),
         card("workers", o.jobs.workers ?? "in the server")),
-      el("p", { class: "muted", text: `instance ${o.instance.id} · pid ${o.instance.pid} · up ${Math.round(o.instance.uptime)} s${o.instances ? " · instances: " + o.instances.join(", ") : ""}` }),
+      el("p", { class: "muted", text: `this instance: ${o.instance.id} · pid ${o.instance.pid} · up ${Math.round(o.instance.uptime)} s` }),
+      el("h3", { text: "Instances" }),
+      o.instances ? table(["instance", "status", "Redis", "connections", "host", "pid", "up (s)"],
+        o.instances.map((i) => [i.id + (i.id === o.instance.id ? " (this one)" : ""), i.state.status ?? "?", i.state.redis ?? "?",
+          String(i.state.connections ?? "?"), i.state.host ?? "", String(i.state.pid ?? ""), String(Math.round(i.state.uptime ?? 0))]))
+        : el("p", { class: "muted", text: "Redis did not answer: this instance alone is known" }),
       el("h3", { text: "Connections by namespace and transport" }),
       table(["namespace", "transport", "count"], o.connections.map((c) => [c.namespace, c.transport, String(c.count)])),
       el("h3", { text: "Connections" }),
