@@ -46,8 +46,58 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for a test server: a known secret, everything else as documented."""
-    return Settings(**{"jwt_secret": SECRET, "port": 0, **overrides})
+    """Settings for a test server: a known secret, the test's own database, everything else as documented."""
+    return Settings(**{"jwt_secret": SECRET, "port": 0, "database_url": DATABASE["url"], **overrides})
+
+
+# The database of the running test: a copy of a migrated SQLite file, in a directory of its own. Every
+# app a test starts (and every `python -m app` or worker it runs, through DATABASE_URL) shares it, as
+# instances share one database in production; the next test starts with an empty one. A file, not
+# `sqlite+aiosqlite://` in memory: workers in other processes must see the same records.
+DATABASE: dict[str, str | None] = {"url": None}
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the latest schema, migrated once per test session, to be copied."""
+    from app.db import open_database
+    from app.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "ponte.sqlite3"
+
+    async def migrate() -> None:
+        database = open_database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(database)
+        await database.close()
+    asyncio.run(migrate())
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ponte_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A PONTE_HOME of the test session's own for every process it starts: no test writes to the user's
+    home (the development secret, the default SQLite database)."""
+    home = tmp_path_factory.mktemp("ponte-home")
+    saved = os.environ.get("PONTE_HOME")
+    os.environ["PONTE_HOME"] = str(home)
+    yield home
+    if saved is None:
+        os.environ.pop("PONTE_HOME", None)
+    else:
+        os.environ["PONTE_HOME"] = saved
+
+
+@pytest.fixture(autouse=True)
+def database(migrated_database: Path, tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This test's database (see DATABASE), also as DATABASE_URL for the processes it starts."""
+    path = tmp_path_factory.mktemp("db") / "ponte.sqlite3"
+    shutil.copyfile(migrated_database, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    DATABASE["url"] = url
+    yield url
+    DATABASE["url"] = None
 
 
 def make_token(sub: str = "alice", scopes: tuple[str, ...] = USER_SCOPES, ttl: float = 3600,
