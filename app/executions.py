@@ -33,7 +33,7 @@ from .transport.codecs import answering
 from .transport.codecs.omni import RECOMMENDATIONS
 from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .jobs import Jobs
-from .records import RecordStore, RecordStoreError, put_patiently
+from .records import RecordStore, RecordStoreError, patiently, put_patiently
 from .settings import Settings
 from .tasks import die_with
 
@@ -129,8 +129,9 @@ class ExecutionService:
         return run
 
     async def execute(self, execution_id: str, attempt: int) -> None:
-        """The job: run the execution its record describes (as it stands: paused, or taken up again)."""
-        record = await self.records.get(KIND, execution_id)
+        """The job: run the execution its record describes (as it stands: paused, or taken up again). A store
+        that does not answer is asked again for FINAL_PATIENCE seconds before the attempt fails."""
+        record = await patiently(lambda: self.records.get(KIND, execution_id), f"execution {execution_id} not read")
         if record is None or record["status"] in TERMINAL:
             return  # expired, or ended while it waited (cancelled on the queue)
         run = Run(record["id"], record["owner"], record["config"], record["origin"], status=record["status"],

@@ -36,7 +36,7 @@ from .auth import Principal
 from .errors import RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .investigation_access import links, new_id, view, visible
 from .jobs import Jobs
-from .records import RecordStore, RecordStoreError, put_patiently
+from .records import RecordStore, RecordStoreError, patiently, put_patiently
 from .settings import Settings
 from .tasks import die_with
 from .uploads import Upload
@@ -176,8 +176,9 @@ class InvestigationService:
 
     async def execute(self, inv_id: str, attempt: int) -> None:
         """The job: analyse the investigation its document describes. A later attempt (the process that ran
-        it stopped) starts over, and says so."""
-        doc = await self.records.get(KIND, inv_id)
+        it stopped) starts over, and says so. A store that does not answer is asked again for FINAL_PATIENCE
+        seconds before the attempt fails."""
+        doc = await patiently(lambda: self.records.get(KIND, inv_id), f"investigation {inv_id} not read")
         if doc is None or doc["status"] in TERMINAL or await self.records.get(FINAL, inv_id) is not None:
             return  # expired, or ended (or being ended) by another attempt
         task = asyncio.current_task()

@@ -15,9 +15,10 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 log = logging.getLogger("ponte.records")
+T = TypeVar("T")
 
 PREFIX = "ponte:rec:"
 MAX_RECORDS = 10_000  # per kind, in memory
@@ -181,18 +182,22 @@ class RedisRecordStore(RecordStore):
             raise RecordStoreError(f"record store unavailable ({reason})") from exc
 
 
-async def put_patiently(records: RecordStore, kind: str, key: str, doc: dict[str, Any],
-                        patience: float = FINAL_PATIENCE) -> None:
-    """Store a result that must not be lost, asking again after 0.5, 1, 2, 4, then every 5 seconds, for up to
-    `patience` seconds; RecordStoreError if the store still refuses it then."""
+async def patiently(action: Callable[[], Awaitable[T]], what: str, patience: float = FINAL_PATIENCE) -> T:
+    """What `action` returns, asking the store again after 0.5, 1, 2, 4, then every 5 seconds for up to
+    `patience` seconds while it raises RecordStoreError; then the last RecordStoreError. For a job's reads
+    and writes that must not be lost (its record at its start, its result at its end)."""
     deadline, pause = time.monotonic() + patience, 0.5
     while True:
         try:
-            await records.put(kind, key, doc)
-            return
+            return await action()
         except RecordStoreError as exc:
             if time.monotonic() + pause > deadline:
                 raise
-            log.warning("%s %s not stored yet, trying again in %.1f s: %s", kind, key, pause, exc)
+            log.warning("%s: store unavailable, trying again in %.1f s: %s", what, pause, exc)
         await asyncio.sleep(pause)
         pause = min(2 * pause, 5.0)
+
+
+async def put_patiently(records: RecordStore, kind: str, key: str, doc: dict[str, Any]) -> None:
+    """Store a result that must not be lost (see `patiently`)."""
+    await patiently(lambda: records.put(kind, key, doc), f"{kind} {key} not stored yet")

@@ -137,4 +137,9 @@ class Database:
         return answer
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        """Close its connections; a database that does not answer is not waited for past CONNECT_TIMEOUT."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - closing what is already gone
+            log.warning("database connections not closed cleanly: %s", type(exc).__name__)
