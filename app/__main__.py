@@ -1,8 +1,10 @@
 """`python -m app` serves; `python -m app worker` runs jobs from the queue in Redis; `python -m app token
---sub USER` prints a token for the configured key."""
+--sub USER` prints a token for the configured key; `python -m app migrate` brings the database's schema up
+to date; `python -m app purge` deletes what retention no longer keeps."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import sys
@@ -13,6 +15,11 @@ from aiohttp import web
 
 from . import logs, worker
 from .auth import ALL_SCOPES, USER_SCOPES, AuthError, issue_token
+from .db import open_database
+from .db.engine import safe_url
+from .db.migrate import upgrade
+from .db.purge import purge
+from .db.store import UNAVAILABLE
 from .factory import create_app, freeze_heap_after_start, new_event_loop
 from .settings import Settings, SettingsError, documented, from_env
 
@@ -42,6 +49,14 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run executions and investigations from the queue (needs REDIS_URL)",
                         description="Run jobs (executions, investigations) from the queue in REDIS_URL, "
                                     "WORKER_CONCURRENCY at a time, until SIGTERM.", **formatting)
+    commands.add_parser("migrate", help="bring the database (DATABASE_URL) to the latest schema and exit",
+                        description="Migrate the database (DATABASE_URL, else SQLite in PONTE_HOME) to the latest "
+                                    "schema: what Heroku's release phase runs. Servers and workers also do it "
+                                    "when they start.", **formatting)
+    commands.add_parser("purge", help="delete results older than the RETENTION_*_DAYS settings and exit",
+                        description="Delete executions, investigations (with their reports) and chat histories "
+                                    "older than RETENTION_EXECUTIONS_DAYS, RETENTION_INVESTIGATIONS_DAYS and "
+                                    "RETENTION_CHAT_DAYS (0: kept forever).", **formatting)
     token = commands.add_parser("token", help="print a JWT signed with the configured key",
                                 description="Print a JWT signed with JWT_SECRET or JWT_PRIVATE_KEY (or the "
                                             "development secret in PONTE_HOME).", **formatting)
@@ -62,10 +77,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             worker.run(settings)
             return 0
+        if args.command in ("migrate", "purge"):
+            return asyncio.run(database_command(args.command, settings))
         serve(settings)
     except (SettingsError, StartupError, worker.WorkerError) as exc:
         print(f"ponte: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+async def database_command(command: str, settings: Settings) -> int:
+    """`migrate` or `purge`: one line saying what was done; a database that does not answer is a StartupError."""
+    database = open_database(settings.database_url)
+    where = safe_url(database.url)
+    try:
+        if command == "migrate":
+            print(f"ponte: database {where} at revision {await upgrade(database)}")
+        else:
+            await upgrade(database)
+            deleted = await purge(database, settings)
+            done = ", ".join(f"{count} {name}" for name, count in deleted.items())
+            print(f"ponte: purged {done or 'nothing (no RETENTION_*_DAYS set)'} from {where}")
+    except UNAVAILABLE as exc:
+        raise StartupError(f"database {where} unavailable: {type(exc).__name__}") from None
+    finally:
+        await database.close()
     return 0
 
 

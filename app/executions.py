@@ -33,7 +33,7 @@ from .transport.codecs import answering
 from .transport.codecs.omni import RECOMMENDATIONS
 from .errors import PERMISSION_ERROR, RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .jobs import Jobs
-from .records import RecordStore, RecordStoreError
+from .records import RecordStore, RecordStoreError, patiently, put_patiently
 from .settings import Settings
 from .tasks import die_with
 
@@ -96,7 +96,8 @@ class ExecutionService:
     # -- requests ----------------------------------------------------------------------------------
 
     async def start(self, owner: str, config: dict[str, Any], origin: str) -> Run:
-        """Check the URL and the limits, then submit the execution's job; the run as it stands."""
+        """Check the URL and the limits, record the execution (SYSTEM_ERROR if the store does not answer),
+        then submit its job; the run as it stands."""
         self.listen()
         queued = self.jobs.mode == "queue"
         if not queued and self.jobs.local(KIND) >= self.settings.max_executions:
@@ -105,7 +106,13 @@ class ExecutionService:
         await self._check_url(config["blog_url"])
         run = Run(f"exec_{uuid.uuid4().hex[:12]}", owner, config, origin)
         run.slot = await self._take_slot(owner, QUEUED_SLOT if queued else STALE_AFTER)
-        await self._save(run, force=True)
+        try:  # the job starts from its record: no record, no job
+            await self.records.put(KIND, run.id, self._doc(run))
+        except RecordStoreError as exc:
+            log.warning("execution %s not started: %s", run.id, exc)
+            await self._free_slot(run)
+            raise PonteError(SYSTEM_ERROR, "Registro de execuções indisponível",
+                             {"motivo": "store_unavailable"}) from None
         try:
             position = await self.jobs.submit(KIND, run.id)
         except Exception as exc:
@@ -122,8 +129,9 @@ class ExecutionService:
         return run
 
     async def execute(self, execution_id: str, attempt: int) -> None:
-        """The job: run the execution its record describes (as it stands: paused, or taken up again)."""
-        record = await self.records.get(KIND, execution_id)
+        """The job: run the execution its record describes (as it stands: paused, or taken up again). A store
+        that does not answer is asked again for FINAL_PATIENCE seconds before the attempt fails."""
+        record = await patiently(lambda: self.records.get(KIND, execution_id), f"execution {execution_id} not read")
         if record is None or record["status"] in TERMINAL:
             return  # expired, or ended while it waited (cancelled on the queue)
         run = Run(record["id"], record["owner"], record["config"], record["origin"], status=record["status"],
@@ -283,6 +291,14 @@ class ExecutionService:
             await self._fail(run, exc.code, exc.message, exc.details)
         except UnsafeURL as exc:
             await self._fail(run, VALIDATION_ERROR, str(exc), url_details(exc))
+        except RecordStoreError as exc:  # its result could not be stored: it did not succeed
+            log.error("execution %s: result not stored: %s", run.id, exc)
+            run.status = "em_andamento"
+            if self.jobs.mode == "queue":  # the queue runs it again
+                await self._hand_back(run)
+                raise
+            await self._fail(run, SYSTEM_ERROR, "o resultado da execução não pôde ser guardado",
+                             {"motivo": "store_unavailable"})
         except Exception:  # noqa: BLE001 - the owner gets EXECUCAO_ERRO, the server goes on
             log.exception("execution %s failed", run.id)
             await self._fail(run, SYSTEM_ERROR, "erro interno durante a execução", {})
@@ -315,11 +331,12 @@ class ExecutionService:
                   "tempo_total": done.elapsed, "taxa_sucesso": done.success_rate}
         payload = {"execucao_id": run.id, "resultado": result,
                    "download_url": f"{self.settings.public_url or run.origin}/api/v1/executions/{run.id}/download"}
+        keywords = [_keyword(k) | {"cluster_id": k.cluster_id} for k in done.keywords]
+        # Stored before anyone is told (RecordStoreError after FINAL_PATIENCE: the attempt fails, see `_run`).
+        await put_patiently(self.records, KIND, run.id, self._doc(run, final=payload, keywords=keywords,
+                                                                  clusters=[vars_of(c) for c in done.clusters]))
         if not await self._claim_final(run.id, "concluida"):
             return
-        await self._save(run, force=True, final=payload, keywords=[_keyword(k) | {"cluster_id": k.cluster_id}
-                                                                   for k in done.keywords],
-                         clusters=[vars_of(c) for c in done.clusters])
         await self.emit(run, "EXECUCAO_CONCLUIDA", payload)
 
     async def _fail(self, run: Run, code: str, message: str, details: dict[str, Any]) -> None:
@@ -406,15 +423,18 @@ class ExecutionService:
         if not force and now - run.saved < SAVE_EVERY:
             return
         run.saved = now
-        running_here = run.status not in TERMINAL and self.runs.get(run.id) is run
-        doc = {"id": run.id, "owner": run.owner, "status": run.status, "config": run.config,
-               "origin": run.origin, "progress": run.progress, "keywords_encontradas": run.keywords,
-               "started_at": run.started, "updated_at": time.time(), "slot": run.slot, "attempt": run.attempt,
-               "instance": self.instance if running_here else None, **extra}
         try:
-            await self.records.put(KIND, run.id, doc)
+            await self.records.put(KIND, run.id, self._doc(run, **extra))
         except RecordStoreError as exc:  # the run goes on; only consulting it elsewhere is affected
             log.warning("execution %s not recorded: %s", run.id, exc)
+
+    def _doc(self, run: Run, **extra: Any) -> dict[str, Any]:
+        """The execution's record as it stands."""
+        running_here = run.status not in TERMINAL and self.runs.get(run.id) is run
+        return {"id": run.id, "owner": run.owner, "status": run.status, "config": run.config,
+                "origin": run.origin, "progress": run.progress, "keywords_encontradas": run.keywords,
+                "started_at": run.started, "updated_at": time.time(), "slot": run.slot, "attempt": run.attempt,
+                "instance": self.instance if running_here else None, **extra}
 
     async def touch(self) -> None:
         """Keep the records of quiet (paused) executions fresh, so other instances know they live."""

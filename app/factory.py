@@ -25,7 +25,8 @@ from engines.agents import language
 from engines.agents.router import build_router
 from engines.contracts.source import make_source
 
-from . import admin_api, console, dev_token, downloads, investigations_api, logs, presence_api, publish, schemas_api
+from . import (admin_api, console, dev_token, downloads, investigations_api, listings_api, logs, presence_api, publish,
+               schemas_api)
 from .audit import AUDIT
 from .auth import TokenVerifier
 from .gateway import Gateway
@@ -43,6 +44,8 @@ from .prefs import MemoryPreferenceStore, RedisPreferenceStore
 from .presence import Presence
 from .keys import DRAINING_KEY, GATEWAY_KEY, SETTINGS_KEY, SIO_KEY
 from .records import MemoryRecordStore, RedisRecordStore
+from .db import DatabaseStore, Records, open_database
+from .db.migrate import upgrade_at_start
 from .transport.history import History, RedisHistory
 from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings, SettingsError
@@ -94,11 +97,14 @@ def create_app(settings: Settings) -> web.Application:
         sio.manager.on_gap = metrics.history_gaps.inc
     prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryPreferenceStore())
-    records = (RedisRecordStore(sio.manager.redis, settings.records_ttl) if isinstance(sio.manager, RedisFanoutManager)
-               else MemoryRecordStore(settings.records_ttl))
+    short = (RedisRecordStore(sio.manager.redis, settings.records_ttl) if isinstance(sio.manager, RedisFanoutManager)
+             else MemoryRecordStore(settings.records_ttl))
+    database = open_database(settings.database_url, settings.database_pool_size)
+    records = Records(DatabaseStore(database), short)
     gateway = Gateway(settings, TokenVerifier(settings), metrics=metrics, audit=AUDIT, prefs=prefs,
                       records=records)
     app[GATEWAY_KEY] = gateway
+    gateway.services["database"] = database
     jobs = (QueueJobs(records, sio.manager.redis, f"{settings.redis_channel}-jobs", settings.max_queued_jobs)
             if isinstance(sio.manager, RedisFanoutManager) else Jobs(records))
     gateway.services["jobs"] = jobs
@@ -116,12 +122,14 @@ def create_app(settings: Settings) -> web.Application:
     publish.add_routes(app)
     downloads.add_routes(app)
     investigations_api.add_routes(app)
+    listings_api.add_routes(app)
     presence_api.add_routes(app)
     ops.add_routes(app, sio, metrics)
     admin_api.add_routes(app)
     dev_token.add_routes(app)
     schemas_api.add_routes(app, protocols())
     console.add_routes(app)
+    app.cleanup_ctx.append(database_lifetime)  # first: the database outlives every task that writes to it
     app.cleanup_ctx.append(background_tasks)
     app.cleanup_ctx.append(presence.running)  # after: stopped first, while Redis is still open
     app.on_shutdown.append(close_clients)
@@ -173,6 +181,16 @@ def known_events() -> set[str]:
     """Every event name of both documents: the only values metrics use as labels."""
     return {*schemas_omni.INBOUND, *schemas_omni.OUTBOUND, *schemas_cidadao.CHAT_INBOUND,
             *schemas_cidadao.INVESTIGATIONS_INBOUND, *schemas_cidadao.OUTBOUND}
+
+
+async def database_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Migrate the database before serving (app/db/migrate.py); close its connections last."""
+    database = app[GATEWAY_KEY].services["database"]
+    retrying = await upgrade_at_start(database)
+    yield
+    if retrying is not None:
+        await stop([retrying])
+    await database.close()
 
 
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:

@@ -36,7 +36,7 @@ from .auth import Principal
 from .errors import RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .investigation_access import links, new_id, view, visible
 from .jobs import Jobs
-from .records import RecordStore, RecordStoreError
+from .records import RecordStore, RecordStoreError, patiently, put_patiently
 from .settings import Settings
 from .tasks import die_with
 from .uploads import Upload
@@ -75,7 +75,8 @@ class InvestigationService:
         (VALIDATION_ERROR: what is wrong, and where) and kept until the investigation ends. `session_owner`
         is the user owning `creator_session` (None: anonymous, its clients may see it). `before_start(id)`
         runs before the first event can be emitted (to put followers in its room). `lang` ("pt", "en")
-        words its progress, anomalies, findings and report. A full queue is a RATE_LIMIT_ERROR."""
+        words its progress, anomalies, findings and report. A full queue is a RATE_LIMIT_ERROR, a store that
+        does not answer a SYSTEM_ERROR."""
         if self.jobs.mode == "embedded" and self.jobs.local(KIND) >= self.settings.max_investigations:
             raise PonteError(RATE_LIMIT_ERROR, "Limite de investigações simultâneas atingido",
                              {"limite": self.settings.max_investigations})
@@ -90,9 +91,14 @@ class InvestigationService:
             "source": source, "source_label": source_label(source, lang), "upload": upload and upload.format,
             "filters": self._filters(upload is not None, query), "anomalies": [], "anomalies_total": 0,
             "findings": [], "summary": {}, "report_url": None, "created_at": time.time(), "updated_at": time.time()}
-        await self.records.put(KIND, inv_id, doc)
-        if upload is not None:
-            await self.records.put_blob(UPLOAD, inv_id, upload.body)
+        try:
+            await self.records.put(KIND, inv_id, doc)
+            if upload is not None:
+                await self.records.put_blob(UPLOAD, inv_id, upload.body)
+        except RecordStoreError as exc:
+            log.warning("investigation %s not created: %s", inv_id, exc)
+            raise PonteError(SYSTEM_ERROR, "Registro de investigações indisponível",
+                             {"motivo": "store_unavailable"}) from None
         if before_start is not None:
             await before_start(inv_id)
         await self._submit(doc)
@@ -139,11 +145,20 @@ class InvestigationService:
             del self.latest[next(iter(self.latest))]
 
     async def get(self, inv_id: str) -> dict[str, Any] | None:
+        """The investigation's document; None when there is none or the store does not answer."""
+        try:
+            return await self.fetch(inv_id)
+        except PonteError:
+            return None
+
+    async def fetch(self, inv_id: str) -> dict[str, Any] | None:
+        """The investigation's document, or None; a store that does not answer is a SYSTEM_ERROR."""
         try:
             return await self.records.get(KIND, inv_id)
         except RecordStoreError as exc:
             log.warning("investigation %s not read: %s", inv_id, exc)
-            return None
+            raise PonteError(SYSTEM_ERROR, "Registro de investigações indisponível",
+                             {"motivo": "store_unavailable"}) from None
 
     async def close(self) -> None:
         """Stop the upload checks and, embedded, the analyses of this process: they are recorded as failed. A
@@ -161,8 +176,9 @@ class InvestigationService:
 
     async def execute(self, inv_id: str, attempt: int) -> None:
         """The job: analyse the investigation its document describes. A later attempt (the process that ran
-        it stopped) starts over, and says so."""
-        doc = await self.records.get(KIND, inv_id)
+        it stopped) starts over, and says so. A store that does not answer is asked again for FINAL_PATIENCE
+        seconds before the attempt fails."""
+        doc = await patiently(lambda: self.records.get(KIND, inv_id), f"investigation {inv_id} not read")
         if doc is None or doc["status"] in TERMINAL or await self.records.get(FINAL, inv_id) is not None:
             return  # expired, or ended (or being ended) by another attempt
         task = asyncio.current_task()
@@ -199,6 +215,13 @@ class InvestigationService:
             raise
         except SourceError as exc:
             await self._fail(doc, exc.text(doc["language"]))
+        except RecordStoreError as exc:  # its report could not be stored: it did not succeed
+            log.error("investigation %s: report not stored: %s", doc["investigation_id"], exc)
+            if self.jobs.mode == "queue":  # the queue runs it again
+                doc.update(status="queued", message=text(doc["language"], "queued"))
+                await self._save(doc, True)
+                raise
+            await self._fail(doc, text(doc["language"], "error_not_stored"))
         except Exception:  # noqa: BLE001 - the followers get a failed status, the server goes on
             log.exception("investigation %s failed", doc["investigation_id"])
             await self._fail(doc, text(doc["language"], "error_internal"))
@@ -261,10 +284,16 @@ class InvestigationService:
         report = build_report(doc, doc["records"], doc["anomalies"], doc["findings"])
         summary = {"contracts": doc["records"], "anomalies": doc["anomalies_total"],
                    "by_severity": report["by_severity"], "by_kind": report["by_kind"]}
+        done = {**doc, "status": "completed", "summary": summary, "report": report, "progress": step.progress,
+                "report_url": doc["links"]["report_url"], "message": step.message, "stage": step.stage,
+                "updated_at": time.time()}
+        # Stored before anyone is told (RecordStoreError after FINAL_PATIENCE: the attempt fails, see `_run`).
+        # Stored before the final claim, too: a claim lost to another attempt leaves a complete report stored.
+        await put_patiently(self.records, KIND, doc["investigation_id"], done)
         if not await self._claim_final(doc, "completed"):
             return  # another attempt ended it
-        doc.update(status="completed", summary=summary, report=report, report_url=doc["links"]["report_url"])
-        await self._progress(doc, step, update_type="completed", force=True)
+        doc.update(done)
+        await self._announce(doc, "completed")
         await self.emit(doc, "report_ready", {"investigation_id": doc["investigation_id"],
                                               "report_url": doc["report_url"], "formats": ["json", "md", "html"],
                                               "summary": step.message})
@@ -273,10 +302,13 @@ class InvestigationService:
     async def _progress(self, doc: dict[str, Any], step: Progress, update_type: str = "progress",
                         force: bool = False) -> None:
         doc.update(progress=step.progress, message=step.message, stage=step.stage)
-        await self.emit(doc, "investigation_progress", {
-            "investigation_id": doc["investigation_id"], "update_type": update_type, "progress": step.progress,
-            "status": step.stage, "message": step.message})
+        await self._announce(doc, update_type)
         await self._save(doc, force)
+
+    async def _announce(self, doc: dict[str, Any], update_type: str) -> None:
+        await self.emit(doc, "investigation_progress", {
+            "investigation_id": doc["investigation_id"], "update_type": update_type, "progress": doc["progress"],
+            "status": doc["stage"], "message": doc["message"]})
 
     async def _fail(self, doc: dict[str, Any], reason: str) -> None:
         if not await self._claim_final(doc, "failed"):

@@ -7,7 +7,7 @@ no public session). Reading it afterwards takes what `app.investigation_access.v
 key its `url` and `report_url` carry (`?key=`, for a browser); anyone else gets 404 NOT_FOUND, the same
 answer as for an id that does not exist.
 
-A full queue of jobs is 429 RATE_LIMIT_ERROR; a queue that does not answer, 503.
+A full queue of jobs is 429 RATE_LIMIT_ERROR; a queue or a database that does not answer, 503.
 
 The investigation is worded (progress, anomalies, findings, report) in `?lang=en|pt`, else in the first
 of English or Portuguese that `Accept-Language` names, else in Portuguese.
@@ -129,7 +129,10 @@ def caller(request: web.Request) -> tuple[Principal, str | None]:
 async def readable(request: web.Request) -> dict[str, Any]:
     """The investigation, if the caller may read it or holds its read key; else the 404 of an unknown id."""
     principal, session_id = caller(request)
-    doc = await request.app[GATEWAY_KEY].services["investigations"].get(request.match_info["id"])
+    try:
+        doc = await request.app[GATEWAY_KEY].services["investigations"].fetch(request.match_info["id"])
+    except PonteError as exc:  # the store does not answer
+        raise Refused(exc.message, None, 503, exc.code) from None
     if doc is None or not (holds_key(doc, request.query.get("key")) or visible(doc, principal, session_id)):
         error = not_found()
         raise Refused(error.message, None, 404, error.code)

@@ -1,4 +1,4 @@
-"""What operators call: /healthz (alive), /readyz (ready, Redis state) and /metrics (Prometheus)."""
+"""What operators call: /healthz (alive), /readyz (ready, Redis and database state) and /metrics (Prometheus)."""
 from __future__ import annotations
 
 from typing import Any
@@ -37,13 +37,16 @@ def redis_state(sio: PonteServer) -> str:
 async def readyz(request: web.Request) -> web.Response:
     """Send me traffic: 200 unless draining (503). With a configured Redis down it says `degraded` and
     stays 200: the instance still serves its own clients, and a readiness-gated load balancer must not
-    take every instance out at once for a shared outage. With a job queue, how many workers are alive
-    and how many jobs wait (read every few seconds)."""
+    take every instance out at once for a shared outage. The same for the database (`SELECT 1`, at most
+    every few seconds). With a job queue, how many workers are alive and how many jobs wait (read every
+    few seconds)."""
     redis = redis_state(request.app[SIO_KEY])
+    services = request.app[GATEWAY_KEY].services
+    database = await services["database"].state()
     draining = bool(request.app[DRAINING_KEY])
-    status = "draining" if draining else "degraded" if redis == "down" else "ready"
-    body: dict[str, Any] = {"status": status, "redis": redis}
-    stats = request.app[GATEWAY_KEY].services["jobs"].stats
+    status = "draining" if draining else "degraded" if "down" in (redis, database) else "ready"
+    body: dict[str, Any] = {"status": status, "redis": redis, "database": database}
+    stats = services["jobs"].stats
     if stats.workers is not None:
         body["workers"], body["queued"] = stats.workers, stats.queued
     return web.json_response(body, status=503 if draining else 200)

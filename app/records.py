@@ -1,21 +1,30 @@
-"""Where executions and investigations are kept: JSON documents by kind and id, with a time to live.
+"""The record store's interface (JSON documents by kind and id, blobs, claims) and its short-lived
+stores, with a time to live.
 
-The memory store serves a single instance and forgets on restart. With Redis configured, documents
-live in Redis (`ponte:rec:<kind>:<id>`), so that every instance sees them and they survive restarts.
-Blobs (an investigation's uploaded file, as received) are kept the same way, as bytes, never as JSON.
+Results — executions, investigations, reports, chat history — are kept in the database
+(app/db/store.py `Records`, which implements this same interface); what stays here is short-lived:
+claims (slots, job leases, chat locks), final-event markers and uploaded files until their
+investigation ends. The memory store serves a single instance and forgets on restart. With Redis
+configured, they live in Redis (`ponte:rec:<kind>:<id>`), so that every instance sees them. Blobs are
+kept as bytes, never as JSON.
 """
 from __future__ import annotations
 
 import abc
 import asyncio
 import json
+import logging
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
+
+log = logging.getLogger("ponte.records")
+T = TypeVar("T")
 
 PREFIX = "ponte:rec:"
 MAX_RECORDS = 10_000  # per kind, in memory
 REDIS_TIMEOUT = 2.0
 BLOB_TIMEOUT = 30.0  # a blob may weigh tens of megabytes
+FINAL_PATIENCE = 30.0  # seconds a job keeps trying to store its result before its attempt fails
 
 
 class RecordStoreError(Exception):
@@ -171,3 +180,24 @@ class RedisRecordStore(RecordStore):
         except Exception as exc:  # noqa: BLE001 - one clear error for the caller
             reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             raise RecordStoreError(f"record store unavailable ({reason})") from exc
+
+
+async def patiently(action: Callable[[], Awaitable[T]], what: str, patience: float = FINAL_PATIENCE) -> T:
+    """What `action` returns, asking the store again after 0.5, 1, 2, 4, then every 5 seconds for up to
+    `patience` seconds while it raises RecordStoreError; then the last RecordStoreError. For a job's reads
+    and writes that must not be lost (its record at its start, its result at its end)."""
+    deadline, pause = time.monotonic() + patience, 0.5
+    while True:
+        try:
+            return await action()
+        except RecordStoreError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: store unavailable, trying again in %.1f s: %s", what, pause, exc)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 5.0)
+
+
+async def put_patiently(records: RecordStore, kind: str, key: str, doc: dict[str, Any]) -> None:
+    """Store a result that must not be lost (see `patiently`)."""
+    await patiently(lambda: records.put(kind, key, doc), f"{kind} {key} not stored yet")

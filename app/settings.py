@@ -110,7 +110,25 @@ class Settings(BaseModel):
         None, pattern=r"^https?://[^/?#]+$", json_schema_extra=shown("the host clients connected to"),
         description="https://host[:port]: the base of download and report URLs")
     records_ttl: float = Field(
-        7 * 86400.0, gt=0, description="seconds executions, investigations and reports are kept")
+        7 * 86400.0, gt=0, description="seconds the short-lived records live in Redis or memory: claims, "
+                                       "final-event markers, uploaded files until their investigation ends "
+                                       "(results live in the database)")
+    # results in a database (issue 14)
+    database_url: str | None = Field(
+        None, pattern=r"^(postgres|postgresql|postgresql\+asyncpg|sqlite|sqlite\+aiosqlite)://",
+        json_schema_extra=shown("SQLite in $PONTE_HOME/ponte.sqlite3"),
+        description="where executions, investigations, reports and chat history are kept: postgres:// or "
+                    "postgresql:// (Heroku's own variable; ?sslmode=require for TLS, the default on a dyno), "
+                    "or sqlite:///path")
+    database_pool_size: int = Field(
+        5, ge=1, le=100, description="connections to PostgreSQL per process (as many more under a burst)")
+    retention_executions_days: float = Field(
+        0.0, ge=0, description="days `python -m app purge` keeps executions after their last change (0: forever)")
+    retention_investigations_days: float = Field(
+        0.0, ge=0, description="days `python -m app purge` keeps investigations and their reports (0: forever)")
+    retention_chat_days: float = Field(
+        0.0, ge=0, description="days `python -m app purge` keeps a chat session's history after its last message "
+                               "(0: forever)")
     # keyword executions (issue 4)
     allow_private_urls: bool = Field(
         False, description="let executions crawl loopback and private addresses (local sites, tests, intranets)")
@@ -149,7 +167,8 @@ class Settings(BaseModel):
     ponte_home: str | None = Field(
         None, json_schema_extra=shown("$XDG_CONFIG_HOME/ponte or ~/.config/ponte"),
         description="where the development JWT secret lives (dev-jwt-secret, readable only by you): the server "
-                    "and `python -m app token` share it from any directory")
+                    "and `python -m app token` share it from any directory; and the SQLite database "
+                    "(ponte.sqlite3) when DATABASE_URL is not set")
     dev_secret_path: str | None = Field(
         None, description="set by from_env when tokens are checked with the development secret (not a variable)")
 
@@ -227,10 +246,20 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         home = ponte_home(env)
         raw["ponte_home"], raw["dev_secret_path"] = str(home), str(home / DEV_SECRET_NAME)
         raw["jwt_secret"] = _dev_secret(home / DEV_SECRET_NAME)
+    raw["database_url"] = database_url(env)
     try:
         return Settings(**raw)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
+
+
+def database_url(env: Mapping[str, str]) -> str:
+    """DATABASE_URL, else SQLite in PONTE_HOME; on Heroku (DYNO set), PostgreSQL over TLS unless the URL
+    says otherwise (Heroku Postgres refuses connections without it, and its URL does not say so)."""
+    url = env.get("DATABASE_URL") or f"sqlite:///{ponte_home(env) / 'ponte.sqlite3'}"
+    if env.get("DYNO") and url.startswith("postgres") and "sslmode=" not in url:
+        url += ("&" if "?" in url else "?") + "sslmode=require"
+    return url
 
 
 def ponte_home(env: Mapping[str, str]) -> Path:

@@ -1,6 +1,7 @@
 """`python -m app worker`: a process that runs executions and investigations from the queue in Redis.
 
-It has no socket of its own: what a job emits reaches the clients of every gateway through Redis
+Its results go to the database (DATABASE_URL, migrated at start like the servers'). It has no socket
+of its own: what a job emits reaches the clients of every gateway through Redis
 (`transport.emitter.Emitter`), and pause, resume and cancel reach it on the same channel as the
 gateways' control messages. It runs WORKER_CONCURRENCY jobs at once; the crawl and extraction limits
 apply to each worker. SIGTERM (a deploy): the jobs it runs go back on the queue at once, for another
@@ -22,6 +23,8 @@ from . import logs
 from .executions import TOUCH_EVERY, ExecutionService
 from .investigations import InvestigationService
 from .jobs import QueueJobs
+from .db import DatabaseStore, Records, open_database
+from .db.migrate import upgrade_at_start
 from .records import RedisRecordStore
 from .settings import Settings
 from .tasks import every, stop
@@ -55,7 +58,9 @@ async def work(settings: Settings, concurrency: int | None = None, signals: bool
     """Serve jobs from the queue; `signals`: stop on SIGTERM/SIGINT (off when run inside a gateway)."""
     assert settings.redis_url
     client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size)
-    records = RedisRecordStore(client, settings.records_ttl)
+    database = open_database(settings.database_url, settings.database_pool_size)
+    retrying = await upgrade_at_start(database)
+    records = Records(DatabaseStore(database), RedisRecordStore(client, settings.records_ttl))
     emitter = Emitter(client, settings.redis_channel, settings.history_size, CODECS)
     jobs = QueueJobs(records, client, f"{settings.redis_channel}-jobs", settings.max_queued_jobs)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=settings.chat_timeout))
@@ -75,8 +80,9 @@ async def work(settings: Settings, concurrency: int | None = None, signals: bool
     try:
         await worker.start()
     finally:
-        await stop([touching])
+        await stop([touching, *([retrying] if retrying else [])])
         await executions.close()
         await emitter.close()
         await http.close()
         await client.aclose()
+        await database.close()

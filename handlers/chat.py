@@ -161,7 +161,7 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
         room = f"investigation:{data.investigation_id}"
         if room not in rooms and sum(r.startswith("investigation:") for r in rooms) >= MAX_SUBSCRIPTIONS:
             raise PonteError(VALIDATION_ERROR, f"no máximo {MAX_SUBSCRIPTIONS} investigações por conexão")
-        doc = await self.gateway.services["investigations"].get(data.investigation_id)
+        doc = await self.gateway.services["investigations"].fetch(data.investigation_id)
         if doc is None or not visible(doc, client.principal, client.params["session_id"]):
             raise not_found()
         await self.emit("subscribed", {"investigation_id": data.investigation_id, "status": "subscribed"}, to=sid)
@@ -203,9 +203,10 @@ class ChatNamespace(CidadaoSession, PonteNamespace):
                     parts.append(piece)
                     await self.emit("chat", {**header, "content": piece, "chunk": True}, room=room)
             answer = "".join(parts)
+            # kept before `done`: a client that asks again at once gets an answer that knows this one
+            await self._remember(session_id, client.state["owner"], history, message, answer)
             await self.emit("chat", {**header, "content": answer, "chunk": False, "done": True,
                                      "message_id": uuid.uuid4().hex}, room=room)
-            await self._remember(session_id, client.state["owner"], history, message, answer)
         except AgentError as exc:
             await self.emit("error", {"code": exc.code, "message": exc.message}, room=room)
         except TimeoutError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.executions import final_event
+from app.executions import TERMINAL, final_event
 from app.transport.codecs import answering
 from app.origins import origin_params
 
@@ -50,7 +50,8 @@ class ExecutionHandlers(PonteNamespace):
         principal = client.principal
         service = self.executions
         run = service.runs.get(data.execucao_id)
-        if run is not None and (run.owner == principal.sub or principal.allows("admin")):
+        # a run that has ended (and is being cleaned up) answers from its record: its final event
+        if run is not None and run.status not in TERMINAL and (run.owner == principal.sub or principal.allows("admin")):
             event, payload = "EXECUCAO_STATUS", service.status_payload(run)
         else:
             record = await service.record(data.execucao_id, principal.sub, principal.allows("admin"))

@@ -26,9 +26,10 @@ class InvestigationsNamespace(CidadaoSession, PonteNamespace):
     params = ("investigation_id", "session_id")  # session_id: the anonymous chat session that created it
 
     async def authorize(self, sid: str, client: Client) -> None:
-        """An existing investigation the client may see; otherwise the refusal of an unknown id."""
+        """An existing investigation the client may see; otherwise the refusal of an unknown id (SYSTEM_ERROR
+        while the store does not answer)."""
         inv_id = checked_id("investigation_id", client.params["investigation_id"])
-        doc = await self.gateway.services["investigations"].get(inv_id)
+        doc = await self.gateway.services["investigations"].fetch(inv_id)
         if doc is None or not visible(doc, client.principal, client.params["session_id"] or None):
             raise not_found()
 

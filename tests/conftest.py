@@ -9,7 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -47,8 +49,58 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for a test server: a known secret, everything else as documented."""
-    return Settings(**{"jwt_secret": SECRET, "port": 0, **overrides})
+    """Settings for a test server: a known secret, the test's own database, everything else as documented."""
+    return Settings(**{"jwt_secret": SECRET, "port": 0, "database_url": DATABASE["url"], **overrides})
+
+
+# The database of the running test: a copy of a migrated SQLite file, in a directory of its own. Every
+# app a test starts (and every `python -m app` or worker it runs, through DATABASE_URL) shares it, as
+# instances share one database in production; the next test starts with an empty one. A file, not
+# `sqlite+aiosqlite://` in memory: workers in other processes must see the same records.
+DATABASE: dict[str, str | None] = {"url": None}
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the latest schema, migrated once per test session, to be copied."""
+    from app.db import open_database
+    from app.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "ponte.sqlite3"
+
+    async def migrate() -> None:
+        database = open_database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(database)
+        await database.close()
+    asyncio.run(migrate())
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ponte_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A PONTE_HOME of the test session's own for every process it starts: no test writes to the user's
+    home (the development secret, the default SQLite database)."""
+    home = tmp_path_factory.mktemp("ponte-home")
+    saved = os.environ.get("PONTE_HOME")
+    os.environ["PONTE_HOME"] = str(home)
+    yield home
+    if saved is None:
+        os.environ.pop("PONTE_HOME", None)
+    else:
+        os.environ["PONTE_HOME"] = saved
+
+
+@pytest.fixture(autouse=True)
+def database(migrated_database: Path, tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This test's database (see DATABASE), also as DATABASE_URL for the processes it starts."""
+    path = tmp_path_factory.mktemp("db") / "ponte.sqlite3"
+    shutil.copyfile(migrated_database, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    DATABASE["url"] = url
+    yield url
+    DATABASE["url"] = None
 
 
 def make_token(sub: str = "alice", scopes: tuple[str, ...] = USER_SCOPES, ttl: float = 3600,
@@ -374,3 +426,119 @@ async def served_app(cwd: Path, **env: str) -> AsyncIterator[ServedApp]:
             proc.terminate()
         rest, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
         app.seen.append(rest.decode())
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"  # trust auth on this machine type (.ci/run)
+NO_POSTGRES = ("PostgreSQL does not answer on 127.0.0.1:5432 as user postgres (trust): install and start it "
+               "(.ci/run does) to run the PostgreSQL tests")
+
+
+async def postgres_admin(statement: str, url: str = POSTGRES_ADMIN) -> None:
+    """Run one statement as the server's administrator (CREATE DATABASE cannot run in a transaction)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def throwaway_database(admin: str = POSTGRES_ADMIN) -> Iterator[str]:
+    """A new, empty database on the server of `admin`, dropped afterwards: its postgresql:// URL (for code
+    outside an event loop; `empty_database` in one)."""
+    name = f"ponte_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"', admin))
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin))
+
+
+@contextlib.asynccontextmanager
+async def empty_database(admin: str = POSTGRES_ADMIN) -> AsyncIterator[str]:
+    """`throwaway_database`, in a running event loop."""
+    name = f"ponte_test_{uuid.uuid4().hex[:12]}"
+    await postgres_admin(f'CREATE DATABASE "{name}"', admin)
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the PostgreSQL server at 127.0.0.1:5432 for the test module, migrated by the
+    first app that starts on it; under CI a server that does not answer is a failure, not a skip."""
+    try:
+        asyncio.run(postgres_admin("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - refused, unknown role, no driver: all mean "no server to test on"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{NO_POSTGRES} ({type(exc).__name__}: {exc})")
+        pytest.skip(NO_POSTGRES)
+    with throwaway_database() as url:
+        yield url
+
+
+class PostgresProcess:
+    """A private PostgreSQL server (initdb into a temporary directory) on a free port, that a test can stop
+    and start again. PostgreSQL refuses to run as root: as root, its commands run as the `postgres` user."""
+
+    def __init__(self) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        self.bin = binaries[-1].parent if binaries else None
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.root = Path(tempfile.mkdtemp(prefix="ponte-pg-"))
+        self.data = self.root / "data"
+
+    def missing(self) -> str | None:
+        """Why this machine cannot run one, or None."""
+        if self.bin is None:
+            return "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        if os.geteuid() == 0 and shutil.which("runuser") is None:
+            return "running as root without runuser: PostgreSQL cannot be started as root"
+        return None
+
+    def _run(self, *command: str) -> None:
+        assert self.bin is not None
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # no pipes: the server pg_ctl starts would hold them open, and waiting for their end would never end
+        subprocess.run([*as_postgres, str(self.bin / command[0]), *command[1:]], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
+                   "-c fsync=off")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A private PostgreSQL server for this test (see PostgresProcess); under CI one that cannot run fails."""
+    server = PostgresProcess()
+    reason = server.missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a private PostgreSQL server is required under CI: {reason}")
+        pytest.skip(reason)
+    server.init()
+    server.start()
+    yield server
+    server.remove()

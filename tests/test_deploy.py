@@ -76,9 +76,11 @@ def test_python_version_is_the_minor_setup_cfg_allows() -> None:
 
 
 def test_procfile_lines_are_the_ones_readme_shows() -> None:
-    """The Procfile declares the web process and the workers, with the very lines README's "Deploying" shows."""
+    """The Procfile declares the release phase (migrations), the web process and the workers, with the very lines
+    README's "Deploying" shows."""
     lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
-    assert [line.split(":", 1)[0] for line in lines] == ["web", "worker"]
+    assert [line.split(":", 1)[0] for line in lines] == ["release", "web", "worker"]
+    assert lines[0] == "release: python -m app migrate"
     readme = (ROOT / "README.md").read_text()
     deploying = readme.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
     for line in lines:

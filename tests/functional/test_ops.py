@@ -31,11 +31,11 @@ async def get(server: Any, path: str) -> tuple[int, str]:
 
 
 async def test_health_and_readiness(server: Any) -> None:
-    """/healthz says alive; /readyz says ready, with Redis absent when it is not configured."""
+    """/healthz says alive; /readyz says ready, with Redis absent when it is not configured and the database up."""
     status, body = await get(server, "/healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, body = await get(server, "/readyz")
-    assert status == 200 and json.loads(body) == {"status": "ready", "redis": "absent"}
+    assert status == 200 and json.loads(body) == {"status": "ready", "redis": "absent", "database": "up"}
 
 
 async def test_metrics_after_known_traffic(server: Any, raw: Any, sio: Any) -> None:
