@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger("ponte.db")
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection (a database that is down fails fast)
 QUERY_TIMEOUT = 15.0  # seconds for one statement
@@ -96,6 +97,12 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+def _settled(task: asyncio.Task[Any]) -> None:
+    """Retrieve the outcome of work nobody waits for any more (its caller gave up), so it is not logged as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Database:
     """An engine, its sessions, and a cached answer to "does it answer?" for /readyz."""
 
@@ -108,10 +115,28 @@ class Database:
         # letting its connections wait on each other's locks (and a memory database has one connection).
         self._serial: Any = asyncio.Lock() if self.sqlite else contextlib.nullcontext()
         self._probed = (0.0, "down")
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], timeout: float = QUERY_TIMEOUT) -> T:
+        """What `work` returns, run in one transaction (committed, or rolled back if it raises) in a task of its
+        own. A caller cancelled, or giving up after `timeout` seconds (TimeoutError), does not interrupt it: a
+        connection interrupted mid-statement cannot be closed cleanly (SQLAlchemy's aiosqlite adapter then
+        waits forever for its thread), so the work ends by itself, bounded by the drivers' own timeouts
+        (CONNECT_TIMEOUT, QUERY_TIMEOUT, SQLITE_BUSY), and `close` waits for it."""
+        task = asyncio.get_running_loop().create_task(self._transact(work))
+        self._running.add(task)
+        task.add_done_callback(_settled)
+        task.add_done_callback(self._running.discard)
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    async def _transact(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.transaction() as session:
+            return await work(session)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed when the block ends, rolled back if it raises."""
+        """A session in a transaction, committed when the block ends, rolled back if it raises (`run` is the
+        way for anything a request or a job waits on)."""
         async with self._serial, self.sessions() as session, session.begin():
             yield session
 
@@ -127,8 +152,7 @@ class Database:
         if time.monotonic() - checked < PROBE_EVERY:
             return answer
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT), self.transaction() as session:
-                await session.execute(text("SELECT 1"))
+            await self.run(lambda session: session.execute(text("SELECT 1")), CONNECT_TIMEOUT)
             answer = "up"
         except Exception as exc:  # noqa: BLE001 - any failure means down; the type says which
             log.warning("database does not answer: %s", type(exc).__name__)
@@ -137,7 +161,10 @@ class Database:
         return answer
 
     async def close(self) -> None:
-        """Close its connections; a database that does not answer is not waited for past CONNECT_TIMEOUT."""
+        """Close its connections, once the work under way has ended (QUERY_TIMEOUT at most); a database that
+        does not answer is not waited for past CONNECT_TIMEOUT."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=QUERY_TIMEOUT)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 await self.engine.dispose()

@@ -13,6 +13,7 @@ import json
 from typing import Any, Callable
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .engine import Database
 from .models import Execution, Investigation
@@ -47,11 +48,14 @@ async def page(database: Database, model: Any, owner: str | None, limit: int,
     if cursor is not None:
         created_at, key = decode_cursor(cursor)
         query = query.where(or_(model.created_at < created_at, and_(model.created_at == created_at, model.id < key)))
-    async with database.transaction() as session:
-        rows = list(await session.scalars(query))
+    rows = await database.run(lambda session: _all(session, query))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+
+
+async def _all(session: AsyncSession, query: Any) -> list[Any]:
+    return list(await session.scalars(query))
 
 
 def iso(seconds: float) -> str:

@@ -11,7 +11,6 @@ as a Redis that does not answer always was: callers already know what to do with
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..records import RecordStore, RecordStoreError
 from . import documents
-from .engine import QUERY_TIMEOUT, Database
+from .engine import Database
 from .models import ChatSession
 
 log = logging.getLogger("ponte.db")
@@ -64,8 +63,7 @@ class DatabaseStore:
         """Run `work` in one transaction; a database that fails or does not answer in time is a
         RecordStoreError (the transaction is rolled back)."""
         try:
-            async with asyncio.timeout(QUERY_TIMEOUT), self.database.transaction() as session:
-                return await work(session)
+            return await self.database.run(work)
         except UNAVAILABLE as exc:
             # never the exception's text: it may quote the statement's parameters (documents) or the URL
             reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__

@@ -1,7 +1,8 @@
 """`python -m app worker` as subprocesses for the multi-process tests (started on a test's redis-server,
 killable with any signal, and always cleaned up with every process they started, the forkserver and its
-extraction processes included, even those a SIGKILL left behind), and what those tests read and do in
-Redis: SAQ's job entries, execution records, a sweep, a mark emitted the way a worker emits."""
+extraction processes included, even those a SIGKILL left behind), and what those tests read and do: SAQ's
+job entries in Redis, execution records in the test's database, a sweep, a mark emitted the way a worker
+emits."""
 from __future__ import annotations
 
 import asyncio
@@ -18,11 +19,12 @@ import psutil
 import redis.asyncio as aioredis
 import yarl
 
+from app.db import DatabaseStore, open_database
 from app.jobs import SWEEP, QueueJobs
 from app.records import RedisRecordStore
 from app.transport.emitter import Emitter
 from app.worker import CODECS
-from conftest import ROOT, SECRET, TIMEOUT, RedisProcess
+from conftest import DATABASE, ROOT, SECRET, TIMEOUT, RedisProcess
 
 READY = "jobs at a time from queue"  # the worker's start line (app/worker.py)
 QUEUE = "socketio-jobs"  # "<REDIS_CHANNEL>-jobs" with the default channel
@@ -136,7 +138,7 @@ class Workers:
 
 
 class QueueView:
-    """What Redis holds about a job: SAQ's entry for it and the execution's record."""
+    """What Redis holds about a job (SAQ's entry for it), and the execution's record in the database."""
 
     def __init__(self, client: Any) -> None:
         self.redis = client
@@ -146,8 +148,12 @@ class QueueView:
         return json.loads(raw) if raw else {}
 
     async def record(self, execution_id: str) -> dict[str, Any]:
-        raw = await self.redis.get(f"ponte:rec:execution:{execution_id}")
-        return json.loads(raw) if raw else {}
+        """The execution's record, as the test's database holds it (results are not kept in Redis)."""
+        database = open_database(DATABASE["url"])
+        try:
+            return await DatabaseStore(database).get("execution", execution_id) or {}
+        finally:
+            await database.close()
 
     async def until_job(self, execution_id: str, condition: Callable[[dict[str, Any]], bool],
                         timeout: float = 3 * TIMEOUT) -> dict[str, Any]:
