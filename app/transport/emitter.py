@@ -22,10 +22,11 @@ from typing import Any, Awaitable, Callable, Mapping
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from ..errors import PonteError
-from ..tasks import stop, stop_if_cancelled
+from ..tasks import stop
 from .codecs import Codec
 from .history import Entry
 from .manager import args_of
+from .redis import listen
 
 log = logging.getLogger("ponte.emitter")
 RETRY_FOR = 10.0  # seconds a write to Redis is retried before the job is told
@@ -94,29 +95,14 @@ class Emitter:
             delay = min(delay * 2, 1.0)
 
     async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            stop_if_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self.listening.set()
-                delay = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._receive(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis gone: listen again, bounded back-off
-                self.listening.clear()
-                log.warning("control channel unavailable (%s); retrying", type(exc).__name__)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        await listen(self.redis, self.channel, self._receive, self._on_subscription)
+
+    def _on_subscription(self, up: bool, error: Exception | None) -> None:
+        if up:
+            self.listening.set()
+        else:
+            self.listening.clear()
+            log.warning("control channel unavailable (%s); retrying", type(error).__name__)
 
     async def _receive(self, raw: bytes | str) -> None:
         try:

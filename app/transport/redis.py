@@ -63,6 +63,35 @@ def connect(url: str, tls_verify: bool = True, max_connections: int = 32, wait: 
     return aioredis.Redis(connection_pool=pool)
 
 
+async def listen(client: aioredis.Redis, channel: str, receive: Callable[[Any], Awaitable[None]],
+                 state: Callable[[bool, Exception | None], None]) -> None:
+    """Hand every message of a pub/sub channel to `receive`, subscribing again (with a short, bounded
+    back-off) whenever Redis goes; `state(True, None)` once subscribed, `state(False, error)` on a loss.
+    Gateways (`RedisFanoutManager`) and workers (`emitter.Emitter`) listen this way."""
+    delay = 0.1
+    while True:
+        stop_if_cancelled()
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            state(True, None)
+            delay = 0.1
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await receive(message["data"])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
+            state(False, exc)
+        finally:
+            try:
+                await pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
+
+
 class RedisFanoutManager(FanoutManager):
     """FanoutManager plus a Redis channel shared by every instance."""
 
@@ -75,6 +104,7 @@ class RedisFanoutManager(FanoutManager):
         # what goes to Redis, in order: (None, pub/sub message) or (namespace, history entry to XADD)
         self.outbox: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue(outbox_limit)
         self.subscribed = False
+        self._said_down = False  # this outage was logged
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
         self.history_gaps = 0  # times a history stream was found trimmed or lost past what was read here
@@ -250,30 +280,14 @@ class RedisFanoutManager(FanoutManager):
     # -- listening --------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            stop_if_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self._set_subscribed(True)
-                delay = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._receive(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
-                if self.subscribed or delay == 0.1:
-                    log.warning("Redis unavailable (%s: %s); retrying", type(exc).__name__, exc)
-                self._set_subscribed(False)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+        await listen(self.redis, self.channel, self._receive, self._on_subscription)
+
+    def _on_subscription(self, up: bool, error: Exception | None) -> None:
+        if error is not None and (self.subscribed or not self._said_down):  # once per outage
+            log.warning("Redis unavailable (%s: %s); retrying", type(error).__name__, error)
+            self._said_down = True
+        self._said_down = self._said_down and not up
+        self._set_subscribed(up)
 
     def _set_subscribed(self, value: bool) -> None:
         if value and not self.subscribed:
