@@ -6,6 +6,7 @@ import json
 from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
 
+import orjson
 import socketio
 from bidict import ValueDuplicationError
 from socketio import packet
@@ -248,9 +249,14 @@ _ascii_json = json.JSONEncoder(separators=(",", ":")).encode
 
 def socketio_event(namespace: str, event: str, args: list[Any]) -> str | None:
     """An EVENT packet as Engine.IO message text (`42/ns,["event",...]`), or None when the data holds
-    bytes (those travel as binary attachments, python-socketio's way)."""
+    bytes (those travel as binary attachments, python-socketio's way). orjson writes UTF-8 as is (JSON
+    either way to every Socket.IO client); what it refuses but bytes goes through the json module, as
+    python-socketio writes it (ASCII, escapes for the rest)."""
     try:
-        data = _ascii_json([event, *args])  # as python-socketio writes it: ASCII, escapes for the rest
+        data = orjson.dumps([event, *args]).decode()
     except TypeError:
-        return None
+        try:
+            data = _ascii_json([event, *args])
+        except TypeError:
+            return None
     return f"42{data}" if namespace == "/" else f"42{namespace},{data}"
