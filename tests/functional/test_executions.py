@@ -119,7 +119,7 @@ async def test_pause_stops_requests_and_resume_finishes(server: Any, raw: Any, b
     blog_site.arrived.clear()
     with pytest.raises(TimeoutError):  # an observation window: nothing may arrive while paused
         await asyncio.wait_for(blog_site.arrived.wait(), 1.5)
-    assert len(blog_site.requests) == before
+    assert len(blog_site.requests) == before, (before, blog_site.requests)
     await ws.send(control("EXECUCAO_PAUSAR", execution_id, "req_3"))
     code, _, details = error_parts(await ws.recv_kind("ERRO"))
     assert code == "VALIDATION_ERROR" and details["status_atual"] == "pausada"
