@@ -13,7 +13,8 @@ What happens when a process dies:
   last beat, as the sweep's lock can make a worker just miss its turn (measured: 9 to 18 s, mostly 14 s).
   The attempt after the MAX_ATTEMPTS-th does not run: it reports the failure to the job's followers.
 - A worker stopped (SIGTERM, a deploy): SAQ cancels its running jobs and puts them back on the queue
-  at once; another worker takes them up.
+  at once; another worker takes them up. Such a hand-back is counted apart (in Redis, with the job): it
+  does not spend one of the MAX_ATTEMPTS, so a job outlives any number of deploys up to MAX_HANDBACKS.
 - A gateway killed: nothing happens to jobs; their events reach the other gateways.
 - Two attempts of one job at once (a worker that was only slow, or a race in the engine's sweep): each
   attempt first takes the job's lease in Redis (`records.claim`, renewed with every beat, free LEASE
@@ -44,6 +45,8 @@ HEARTBEAT = 10  # seconds without a beat after which SAQ's sweep takes a running
 SWEEP = 5  # seconds between two sweeps, cluster-wide (an integer)
 SWEEP_ABORT_WAIT = 1.0  # seconds a sweep waits for a live worker to give up a job it takes back
 MAX_ATTEMPTS = 3  # attempts that run; the one after reports the failure
+MAX_HANDBACKS = 20  # attempts handed back by a stopping worker that do not count among MAX_ATTEMPTS
+HANDBACKS_TTL = 7 * 86400  # seconds a job's count of hand-backs is kept after the last one
 KEEP_FINISHED = 3600  # seconds SAQ keeps a finished job's entry (ours live in the record store)
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)  # seconds one attempt of a job took
 
@@ -156,10 +159,12 @@ class Jobs:
     async def close(self) -> None:
         await stop(list(self.tasks.values()), timeout=5.0)
 
-    async def attempt(self, kind: str, job_id: str, number: int, beat: Beat | None = None) -> None:
-        """Run one attempt of a job while holding its lease, beating every BEAT seconds."""
+    async def attempt(self, kind: str, job_id: str, number: int, beat: Beat | None = None,
+                      failed: int | None = None) -> None:
+        """Run one attempt of a job while holding its lease, beating every BEAT seconds. `number` counts
+        every attempt (the clients see it); `failed`, the attempts before this one that died, plus one."""
         lease = f"job-lease:{kind}:{job_id}"
-        if number > MAX_ATTEMPTS:
+        if (number if failed is None else failed) > MAX_ATTEMPTS:
             log.warning("%s %s: attempt %d after %d that never finished; reporting the failure",
                         kind, job_id, number, MAX_ATTEMPTS)
             await self.failures[kind](job_id)
@@ -243,7 +248,7 @@ class QueueJobs(Jobs):
             raise PonteError(RATE_LIMIT_ERROR, "Fila de trabalhos cheia: tente mais tarde",
                              {"limite": self.max_queued, "na_fila": waiting})
         await self.queue.enqueue(kind, key=f"{kind}:{job_id}", timeout=0, heartbeat=HEARTBEAT,
-                                 retries=MAX_ATTEMPTS + 1, ttl=KEEP_FINISHED, kwargs={"job_id": job_id})
+                                 retries=MAX_ATTEMPTS + 1 + MAX_HANDBACKS, ttl=KEEP_FINISHED, kwargs={"job_id": job_id})
         return waiting + 1
 
     async def withdraw(self, kind: str, job_id: str) -> bool:
@@ -306,10 +311,24 @@ class QueueJobs(Jobs):
 
         def function(kind: str) -> Any:
             async def run(ctx: dict[str, Any], *, job_id: str) -> None:
-                job = ctx["job"]
-                await self.attempt(kind, job_id, job.attempts, beat=job.update)
+                job, handbacks = ctx["job"], self._handbacks(kind, job_id)
+                handed_back = min(int(await self.queue.redis.get(handbacks) or 0), MAX_HANDBACKS)
+                try:
+                    await self.attempt(kind, job_id, job.attempts, beat=job.update,
+                                       failed=job.attempts - handed_back)
+                except asyncio.CancelledError:
+                    if worker.event.is_set():  # this worker stops (a deploy): handed back, not failed
+                        async with self.queue.redis.pipeline(transaction=False) as pipe:
+                            pipe.incr(handbacks)
+                            pipe.expire(handbacks, HANDBACKS_TTL)
+                            await pipe.execute()
+                    raise
             return kind, run
 
-        return Worker(self.queue, functions=[function(kind) for kind in self.functions], concurrency=concurrency,
-                      id=worker_id, metadata=metadata,
-                      timers={"sweep": SWEEP, "abort": 1, "worker_info": 5, "schedule": 1})
+        worker = Worker(self.queue, functions=[function(kind) for kind in self.functions], concurrency=concurrency,
+                        id=worker_id, metadata=metadata,
+                        timers={"sweep": SWEEP, "abort": 1, "worker_info": 5, "schedule": 1})
+        return worker
+
+    def _handbacks(self, kind: str, job_id: str) -> str:
+        return f"{self.queue.name}:handbacks:{kind}:{job_id}"

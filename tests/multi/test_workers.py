@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import yarl
 
-from app.jobs import HEARTBEAT
+from app.jobs import HEARTBEAT, MAX_ATTEMPTS
 from app.transport.emitter import Emitter
 from app.worker import CODECS
 from conftest import TIMEOUT, RawClient, RedisProcess, error_parts, make_token, served_app, subscribed
@@ -334,6 +334,30 @@ async def test_a_worker_stopped_mid_run_hands_its_job_back(
     print(f"SIGTERM -> job moving again on the other worker: {time.monotonic() - stopped:.1f} s")
     await one_completion(ws, redis_server.url, queue_view, execution_id)
     assert not await all_gone(children)
+
+
+@pytest.mark.timeout(240)
+async def test_deploys_do_not_spend_a_jobs_attempts(
+        start_server: Any, raw_to: Any, redis_server: Any, start_worker: Any, queue_view: QueueView,
+        blog_site: BlogSite) -> None:
+    """MAX_ATTEMPTS deploys in a row, each stopping (SIGTERM) the worker that runs the job: every stop is a
+    hand-back, not a failure, so the attempt after them still runs (where a death would give the job up)
+    and the client gets exactly one EXECUCAO_CONCLUIDA."""
+    server = await gateway(start_server, redis_server.url)
+    workers = [await start_worker(redis_server)]
+    ws = await raw_to(server, "/ws", make_token("alice"))
+    blog_site.hold.clear()
+    execution_id = await started(ws, blog_site.url)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        workers.append(await start_worker(redis_server))  # the deploy's new worker, then the old one stops
+        stopping = await queue_view.running(workers, execution_id)
+        stopping.signal(signal.SIGTERM)
+        assert await stopping.exited(30.0) == 0, stopping.output
+        workers.remove(stopping)
+        await taken_up(ws, attempt + 1)
+    assert (await queue_view.record(execution_id))["status"] == "em_andamento"
+    blog_site.hold.set()
+    await one_completion(ws, redis_server.url, queue_view, execution_id)
 
 
 @pytest.mark.timeout(240)
