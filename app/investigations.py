@@ -40,7 +40,7 @@ from .jobs import Jobs
 from .db import Records
 from .records import RecordStoreError, patiently, put_patiently
 from .settings import Settings
-from .tasks import die_with, on_loop
+from .tasks import die_with
 from .uploads import Upload
 
 log = logging.getLogger("ponte.investigations")
@@ -230,34 +230,15 @@ class InvestigationService:
             await self._fail(doc, text(doc["language"], "error_internal"))
 
     async def _contracts(self, doc: dict[str, Any], stop: threading.Event) -> Callable[[], Sequence[Contract]]:
-        """What gives the analysis' thread its contracts: the upload's, or what the source found."""
+        """What gives the analysis' thread its contracts: the upload's (kept in the database by batch, then the
+        file forgotten: `uploads.loader`), or what the source found."""
         if doc["source"] == "upload":
-            return await self._uploaded(doc, stop)
+            body = await self.records.get_blob(UPLOAD, doc["investigation_id"])
+            return await uploads.loader(self.records, doc, body, self.settings.max_investigation_records, stop,
+                                        lambda: self._drop_upload(doc))
         found = await self._load(doc)
         doc["records"] = len(found)
         return lambda: found
-
-    async def _uploaded(self, doc: dict[str, Any], stop: threading.Event) -> Callable[[], Sequence[Contract]]:
-        """The file parsed in the analysis' thread, which then has its contracts kept in the database (batch by
-        batch, on this loop) before it analyses them, and the file forgotten; once the file is gone (a later
-        attempt), the contracts read back from the database."""
-        inv_id, loop = doc["investigation_id"], asyncio.get_running_loop()
-        body = await self.records.get_blob(UPLOAD, inv_id)
-        if body is None:
-            found = await uploads.read_back(self.records, inv_id, doc["records"])
-            if not found or len(found) != doc["records"]:
-                raise SourceError("error_upload_gone")
-            return lambda: found
-
-        def parse_and_keep() -> Sequence[Contract]:
-            found = uploads.contracts(Upload(doc["upload"], body), self.settings.max_investigation_records)
-            on_loop(self._keep(doc, found), loop, stop)
-            return found
-        return parse_and_keep
-
-    async def _keep(self, doc: dict[str, Any], found: Sequence[Contract]) -> None:
-        await uploads.keep(self.records, doc["investigation_id"], found)
-        await self._drop_upload(doc)
 
     async def _load(self, doc: dict[str, Any]) -> Sequence[Contract]:
         if self.source is None:

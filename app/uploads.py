@@ -10,16 +10,20 @@ loop) and the file is forgotten; a later attempt of the job reads them back the 
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from engines.contracts.model import Contract
 from engines.contracts.records import RecordError, parse_csv, parse_json
+from engines.contracts.source import SourceError
 
 from .db.contracts import BATCH
 from .db.store import Records
 from .records import patiently
+from .tasks import on_loop
 from .transport.codecs import DecodeError, load_json
 
 
@@ -104,3 +108,27 @@ async def read_back(records: Records, inv_id: str, expected: int, batch: int = B
             break
         found.extend(page)
     return found
+
+
+async def loader(records: Records, doc: dict[str, Any], body: bytes | None, limit: int, stop: threading.Event,
+                 forget: Callable[[], Awaitable[None]]) -> Callable[[], Sequence[Contract]]:
+    """What gives an investigation's analysis thread its uploaded contracts: the file `body` parsed there, the
+    contracts kept in the database (`keep`, on this loop) and the file forgotten (`forget`) before they are
+    analysed; without the file (a later attempt), the contracts read back (SourceError if any is missing)."""
+    inv_id, loop = doc["investigation_id"], asyncio.get_running_loop()
+    if body is None:
+        found = await read_back(records, inv_id, doc["records"])
+        if not found or len(found) != doc["records"]:
+            raise SourceError("error_upload_gone")
+        return lambda: found
+    held = {"file": Upload(doc["upload"], body)}  # let go once parsed: the analysis needs the contracts only
+
+    async def kept(found: Sequence[Contract]) -> None:
+        await keep(records, inv_id, found)
+        await forget()
+
+    def parse_and_keep() -> Sequence[Contract]:
+        found = contracts(held.pop("file"), limit)
+        on_loop(kept(found), loop, stop)
+        return found
+    return parse_and_keep
