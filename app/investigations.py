@@ -3,19 +3,20 @@
 
 An investigation is a job (app/jobs.py): without Redis it runs in the server that created it; with Redis,
 on whichever worker takes it from the queue, which finds everything in the record store: the document,
-and an uploaded file as it was received (a blob, at most MAX_UPLOAD bytes, deleted when the investigation
-ends, else after the records' TTL; Redis thus holds at most MAX_QUEUED_JOBS plus the running jobs' files).
-The gateway only checks an upload, in a process of its own (`app.uploads`); the job parses it in the
-analysis' thread. A job taken up again after its worker died starts over with a clear status (progress 0,
-"attempt n"); whatever happens, its followers get one final outcome (`report_ready` with the completed
-progress, or the failed progress): the first process to store it (`records.put_new`) is the one that emits.
+and an uploaded file as it was received (a blob, at most MAX_UPLOAD bytes, deleted once its contracts are
+in the database, else after the records' TTL; Redis thus holds at most MAX_QUEUED_JOBS plus the running
+jobs' files). The gateway only checks an upload, in a process of its own (`app.uploads`); the job parses
+it in the analysis' thread and keeps its contracts in the database, a batch at a time, before analysing
+them; a later attempt reads them back from there. A job taken up again after its worker died starts over
+with a clear status (progress 0, "attempt n"); whatever happens, its followers get one final outcome
+(`report_ready` with the completed progress, or the failed progress): the first process to store it
+(`records.put_new`) is the one that emits.
 
 Who may read and follow one is in app/investigation_access.py.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import multiprocessing
 import os
@@ -36,7 +37,8 @@ from .auth import Principal
 from .errors import RATE_LIMIT_ERROR, SYSTEM_ERROR, VALIDATION_ERROR, PonteError
 from .investigation_access import links, new_id, view, visible
 from .jobs import Jobs
-from .records import RecordStore, RecordStoreError, patiently, put_patiently
+from .db import Records
+from .records import RecordStoreError, patiently, put_patiently
 from .settings import Settings
 from .tasks import die_with
 from .uploads import Upload
@@ -60,7 +62,7 @@ class InvestigationService:
     """Starts investigations as jobs (app/jobs.py) and runs them; their documents are in the record store
     for every instance."""
 
-    def __init__(self, sio: Any, settings: Settings, records: RecordStore, jobs: Jobs) -> None:
+    def __init__(self, sio: Any, settings: Settings, records: Records, jobs: Jobs) -> None:
         self.sio, self.settings, self.records, self.jobs = sio, settings, records, jobs
         self.source: ContractSource | None = None  # set by the app once its HTTP session exists
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # the analyses running in this process
@@ -202,10 +204,11 @@ class InvestigationService:
         await self._fail(doc, text(doc["language"], "error_worker_lost"))
 
     async def _run(self, doc: dict[str, Any]) -> None:
+        stop = threading.Event()  # set when the analysis' thread must stop waiting on this loop
         try:
-            load = await self._contracts(doc)
+            load = await self._contracts(doc, stop)
             doc["status"] = "running"
-            await self._steps(doc, load)
+            await self._steps(doc, load, stop)
         except asyncio.CancelledError:
             if self.jobs.mode == "queue":  # this worker stops: another one takes the job up
                 doc.update(status="queued", message=text(doc["language"], "queued"))
@@ -215,8 +218,8 @@ class InvestigationService:
             raise
         except SourceError as exc:
             await self._fail(doc, exc.text(doc["language"]))
-        except RecordStoreError as exc:  # its report could not be stored: it did not succeed
-            log.error("investigation %s: report not stored: %s", doc["investigation_id"], exc)
+        except RecordStoreError as exc:  # its contracts or report could not be stored: it did not succeed
+            log.error("investigation %s: not stored: %s", doc["investigation_id"], exc)
             if self.jobs.mode == "queue":  # the queue runs it again
                 doc.update(status="queued", message=text(doc["language"], "queued"))
                 await self._save(doc, True)
@@ -226,14 +229,13 @@ class InvestigationService:
             log.exception("investigation %s failed", doc["investigation_id"])
             await self._fail(doc, text(doc["language"], "error_internal"))
 
-    async def _contracts(self, doc: dict[str, Any]) -> Callable[[], Sequence[Contract]]:
-        """What gives the analysis' thread its contracts: the upload, parsed there, or what the source found."""
+    async def _contracts(self, doc: dict[str, Any], stop: threading.Event) -> Callable[[], Sequence[Contract]]:
+        """What gives the analysis' thread its contracts: the upload's (kept in the database by batch, then the
+        file forgotten: `uploads.loader`), or what the source found."""
         if doc["source"] == "upload":
             body = await self.records.get_blob(UPLOAD, doc["investigation_id"])
-            if body is None:
-                raise SourceError("error_upload_gone")
-            return functools.partial(uploads.contracts, Upload(doc["upload"], body),
-                                     self.settings.max_investigation_records)
+            return await uploads.loader(self.records, doc, body, self.settings.max_investigation_records, stop,
+                                        lambda: self._drop_upload(doc))
         found = await self._load(doc)
         doc["records"] = len(found)
         return lambda: found
@@ -245,12 +247,11 @@ class InvestigationService:
                                            text(doc["language"], "loading", source=doc["source_label"])))
         return await self.source.search(doc["query"] or "", self.settings.max_investigation_records)
 
-    async def _steps(self, doc: dict[str, Any], load: Callable[[], Sequence[Contract]]) -> None:
+    async def _steps(self, doc: dict[str, Any], load: Callable[[], Sequence[Contract]], stop: threading.Event) -> None:
         """Load the contracts and run the analysis in a worker thread; its steps come back through a bounded
         queue."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
-        stop = threading.Event()
         worker = loop.run_in_executor(None, produce, load, queue, loop, stop, doc["language"])
         try:
             while (step := await queue.get()) is not DONE:

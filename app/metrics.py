@@ -38,6 +38,8 @@ class Metrics:
                                   "they got their session and missed events back", ["namespace", "outcome"],
                                   registry=r)
         self.redis_up = Gauge("ponte_redis_up", "1 while subscribed to Redis (when REDIS_URL is set)", registry=r)
+        self.database_up = Gauge("ponte_database_up", "1 while the results database answers (as /readyz says)",
+                                 registry=r)
         lag = Histogram("ponte_event_loop_lag_seconds", "How late the event loop ran a callback due every 0.1 s",
                         buckets=LOOP_LAG_BUCKETS, registry=r)
         self.loop_lag = LoopLag(lag.observe)  # its probe runs among the app's background tasks

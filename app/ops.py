@@ -53,9 +53,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """The Prometheus text exposition, with the Redis state read at scrape time."""
+    """The Prometheus text exposition, with the Redis and database states read at scrape time (the database's
+    as /readyz reads it: a `SELECT 1` at most every few seconds)."""
     metrics = request.app[METRICS_KEY]
     state = redis_state(request.app[SIO_KEY])
     if state != "absent":
         metrics.redis_up.set(1 if state == "up" else 0)
+    database = await request.app[GATEWAY_KEY].services["database"].state()
+    metrics.database_up.set(1 if database == "up" else 0)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})

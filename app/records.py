@@ -4,7 +4,7 @@ stores, with a time to live.
 Results — executions, investigations, reports, chat history — are kept in the database
 (app/db/store.py `Records`, which implements this same interface); what stays here is short-lived:
 claims (slots, job leases, chat locks), final-event markers and uploaded files until their
-investigation ends. The memory store serves a single instance and forgets on restart. With Redis
+contracts are in the database. The memory store serves a single instance and forgets on restart. With Redis
 configured, they live in Redis (`ponte:rec:<kind>:<id>`), so that every instance sees them. Blobs are
 kept as bytes, never as JSON.
 """

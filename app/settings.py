@@ -111,7 +111,7 @@ class Settings(BaseModel):
         description="https://host[:port]: the base of download and report URLs")
     records_ttl: float = Field(
         7 * 86400.0, gt=0, description="seconds the short-lived records live in Redis or memory: claims, "
-                                       "final-event markers, uploaded files until their investigation ends "
+                                       "final-event markers, uploaded files until their contracts are in the database "
                                        "(results live in the database)")
     # results in a database (issue 14)
     database_url: str | None = Field(

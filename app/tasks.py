@@ -3,15 +3,21 @@ the one they work for."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Coroutine, TypeVar
 
 import psutil
 
 log = logging.getLogger("ponte")
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """What a worker thread waited for on the event loop was called off."""
 
 
 def stop_if_cancelled() -> None:
@@ -67,3 +73,15 @@ def die_with(pid: int, every: float = 0.5) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="die-with-owner", daemon=True).start()
+
+
+def on_loop(coroutine: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, stop: threading.Event) -> T:
+    """From a worker thread: what `coroutine` returns, run on `loop`. Once `stop` is set the coroutine is
+    cancelled and Stopped raised, so that the thread never waits on a loop that is going away."""
+    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    while not stop.is_set():
+        done, _ = concurrent.futures.wait([future], timeout=0.2)
+        if done:
+            return future.result()
+    future.cancel()
+    raise Stopped

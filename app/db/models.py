@@ -1,16 +1,17 @@
-"""The tables: executions with their keywords and clusters, investigations with their anomalies, findings
-and report, chat sessions with their messages. Owners are token `sub`s (an indexed column, no table of
-their own: Ponte does not manage users). Times are seconds since the epoch (UTC), as the documents carry
-them. The few nested bits not worth a table are JSON; `extra` keeps any key of a document that has no
-column, so that what a service stores is what it reads back.
+"""The tables: executions with their keywords and clusters, investigations with their uploaded contracts,
+anomalies, findings and report, chat sessions with their messages. Owners are token `sub`s (an indexed
+column, no table of their own: Ponte does not manage users). Times are seconds since the epoch (UTC), as
+the documents carry them. The few nested bits not worth a table are JSON; `extra` keeps any key of a
+document that has no column, so that what a service stores is what it reads back.
 
 Alembic migrations (app/db/migrations) create these tables; a change here needs a new revision.
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(64)
@@ -93,6 +94,23 @@ class Investigation(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ContractRow(Base):
+    """One contract of an uploaded investigation (app/db/contracts.py writes and reads them by batch)."""
+
+    __tablename__ = "contracts"
+    investigation_id: Mapped[str] = mapped_column(ForeignKey("investigations.id", ondelete="CASCADE"),
+                                                  primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # order in the upload, from 0
+    contract_id: Mapped[str] = mapped_column(Text)
+    agency: Mapped[str] = mapped_column(Text)
+    supplier: Mapped[str] = mapped_column(Text)
+    item: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(Text)
+    value: Mapped[float] = mapped_column(Float)
+    date: Mapped[datetime.date] = mapped_column(Date)
+    quantity: Mapped[float | None] = mapped_column(Float)
 
 
 class Anomaly(Base):

@@ -2,9 +2,10 @@
 short-lived where it was (Redis, or memory without it).
 
 Durable kinds (an execution, an investigation, a chat session's owner and history) are read and written
-in the database, as the same documents (app/db/documents.py). Everything else — claims (slots, job
-leases, chat locks), the final-event markers (`put_new` on "execution-final"…), uploaded files until
-their investigation ends — stays in the short-lived store, with its time to live.
+in the database, as the same documents (app/db/documents.py); an uploaded investigation's contracts too,
+a batch at a time (app/db/contracts.py). Everything else — claims (slots, job leases, chat locks), the
+final-event markers (`put_new` on "execution-final"…), uploaded files until their contracts are in the database —
+stays in the short-lived store, with its time to live.
 
 A database that does not answer (down, unreachable, timed out, locked too long) is a RecordStoreError,
 as a Redis that does not answer always was: callers already know what to do with it.
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..records import RecordStore, RecordStoreError
-from . import documents
+from engines.contracts.model import Contract
+
+from . import contracts, documents
 from .engine import Database
 from .models import ChatSession
 
@@ -59,6 +62,15 @@ class DatabaseStore:
         owner, on_sqlite = doc.get("owner"), self.database.sqlite
         return bool(await self._run(lambda session: _claim_session(session, key, owner, on_sqlite)))
 
+    async def put_contracts(self, inv_id: str, first: int, batch: Sequence[Contract]) -> None:
+        """Store one batch of an investigation's contracts from position `first` on (app/db/contracts.py)."""
+        await self._run(lambda session: contracts.write_batch(session, inv_id, first, batch))
+
+    async def get_contracts(self, inv_id: str, first: int, limit: int) -> list[Contract]:
+        """At most `limit` of an investigation's contracts, from position `first` on."""
+        found = await self._run(lambda session: contracts.read_batch(session, inv_id, first, limit))
+        return list(found)
+
     async def _run(self, work: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
         """Run `work` in one transaction; a database that fails or does not answer in time is a
         RecordStoreError (the transaction is rolled back)."""
@@ -96,6 +108,12 @@ class Records(RecordStore):
 
     async def put_new(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
         return bool(await self._for(kind).put_new(kind, key, doc))
+
+    async def put_contracts(self, inv_id: str, first: int, batch: Sequence[Contract]) -> None:
+        await self.durable.put_contracts(inv_id, first, batch)
+
+    async def get_contracts(self, inv_id: str, first: int, limit: int) -> list[Contract]:
+        return await self.durable.get_contracts(inv_id, first, limit)
 
     async def put_blob(self, kind: str, key: str, data: bytes) -> None:
         await self.short.put_blob(kind, key, data)

@@ -2,6 +2,7 @@
 their own past work, old schemas migrate with their rows, and retention purges what is older."""
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 import time
@@ -17,11 +18,14 @@ from app.db import DatabaseStore, open_database
 from app.db.migrate import head, upgrade
 from app.db.purge import purge
 from app.keys import GATEWAY_KEY
+from engines.contracts.model import Contract
 from conftest import ROOT, create_investigation, make_settings, make_token
 from tests.fixtures.blog import BlogSite
 from tests.functional.test_executions import SETTINGS, start, until_final
 
 ADMIN = (*USER_SCOPES, "admin")
+CONTRACTS = [Contract(f"C-{n}", "MS", "Fornecedor", "Seringa", "saude", 10.0 * n, datetime.date(2025, 1, n + 1),
+                      None if n else 2.0) for n in range(3)]
 
 
 async def run_execution(server: Any, raw_to: Any, url: str, user: str = "alice") -> dict[str, Any]:
@@ -158,7 +162,8 @@ async def test_bad_page_parameters_are_400(server: Any, query: dict[str, str], f
 
 async def check_migrations(url: str) -> None:
     """Migrating an empty database reaches the head; a database at 0001 with an execution keeps it, with the
-    keyword and cluster counts 0002 added filled in from its rows."""
+    keyword and cluster counts 0002 added filled in from its rows; one at 0002 with an investigation keeps it,
+    and takes its contracts (0003)."""
     database = open_database(url)
     try:
         assert await upgrade(database, "0001") == "0001"
@@ -173,8 +178,14 @@ async def check_migrations(url: str) -> None:
                     "INSERT INTO keywords (execution_id, position, termo, frequencia, relevancia, posicao, url) "
                     "VALUES ('exec_old', :position, :term, 3, 0.5, :rank, 'https://old.example/')"),
                     {"position": position, "term": term, "rank": position + 1})
-        assert await upgrade(database) == head() == "0002"
-        doc = await DatabaseStore(database).get("execution", "exec_old")
+        assert await upgrade(database, "0002") == "0002"
+        store = DatabaseStore(database)
+        await store.put("investigation", "inv_old", investigation_doc("inv_old", "alice", 1.0))
+        assert await upgrade(database) == head() == "0003"
+        await store.put_contracts("inv_old", 0, CONTRACTS)
+        assert await store.get_contracts("inv_old", 0, 10) == list(CONTRACTS)
+        assert (await store.get("investigation", "inv_old") or {})["creator_sub"] == "alice"
+        doc = await store.get("execution", "exec_old")
         assert doc is not None and [k["termo"] for k in doc["keywords"]] == ["café", "torra"]
         assert doc["final"] == {"execucao_id": "exec_old"} and doc["config"]["blog_url"] == "https://old.example/"
         async with database.connection() as connection:
@@ -211,7 +222,7 @@ def test_migrate_and_purge_commands(database: str) -> None:
     env = {"JWT_SECRET": "s" * 32, "DATABASE_URL": database, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     migrated = subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True,
                               timeout=60)
-    assert migrated.returncode == 0 and "at revision 0002" in migrated.stdout, migrated.stderr
+    assert migrated.returncode == 0 and "at revision 0003" in migrated.stdout, migrated.stderr
     purged = subprocess.run([sys.executable, "-m", "app", "purge"], env={**env, "RETENTION_CHAT_DAYS": "7"},
                             capture_output=True, text=True, timeout=60)
     assert purged.returncode == 0 and "purged 0 chat_sessions" in purged.stdout, purged.stderr
@@ -220,7 +231,7 @@ def test_migrate_and_purge_commands(database: str) -> None:
 async def test_a_database_that_cannot_be_opened_is_a_503_not_a_crash(
         aiohttp_server: Any, raw_to: Any, tmp_path: Any) -> None:
     """A SQLite path that cannot be created: the server still starts and serves realtime traffic; /readyz
-    says database down; listing is 503 and EXECUCAO_CONSULTAR a SYSTEM_ERROR."""
+    says database down, /metrics `ponte_database_up 0`; listing is 503 and EXECUCAO_CONSULTAR a SYSTEM_ERROR."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     server = await aiohttp_server(create_app(make_settings(database_url=f"sqlite:///{blocker}/sub/ponte.sqlite3")))
@@ -228,6 +239,8 @@ async def test_a_database_that_cannot_be_opened_is_a_503_not_a_crash(
     assert status == 200 and body["database"] == "down" and body["status"] == "degraded"
     status, body = await get_json(server.make_url("/api/v1/executions"), make_token("alice"))
     assert status == 503 and body["error"]["code"] == "SYSTEM_ERROR"
+    async with aiohttp.ClientSession() as http, http.get(server.make_url("/metrics")) as response:
+        assert response.status == 200 and "\nponte_database_up 0.0\n" in await response.text()
     ws = await raw_to(server, "/ws", make_token("alice"))
     await ws.send({"event": "SESSAO_PING", "data": {}})
     await ws.recv_kind("SESSAO_PONG")

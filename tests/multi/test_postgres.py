@@ -4,16 +4,24 @@ stopped mid-run and started again loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
+import pytest
 
+from app import uploads
 from app.db import open_database
+from app.db.engine import CONNECT_TIMEOUT, PROBE_EVERY
 from app.db.migrate import head, upgrade
 from conftest import TIMEOUT, PostgresProcess, create_investigation, empty_database, make_token, subscribed
+from app.keys import GATEWAY_KEY
+from app.uploads import Upload
 from tests.fixtures.blog import BlogSite
+from tests.functional.test_investigations import sample_rows
 from tests.functional.test_executions import SETTINGS, started, until_final
-from tests.functional.test_results_db import check_migrations, get_json, run_execution
+from tests.functional.test_ops import get, samples
+from tests.functional.test_results_db import check_migrations, get_json, investigation_doc, run_execution
 
 
 async def test_two_instances_see_the_same_records(start_server: Any, raw_to: Any, redis_server: Any,
@@ -105,3 +113,42 @@ async def test_a_database_stopped_mid_run_loses_nothing(start_server: Any, raw_t
         url = server.make_url(f"/api/v1/executions/{running}/download")
         async with http.get(url, headers={"Authorization": f"Bearer {make_token('alice')}"}) as response:
             assert response.status == 200 and len((await response.json())["keywords"]) > 0
+
+
+async def database_up(server: Any, expected: float) -> None:
+    """Scrape /metrics until `ponte_database_up` is `expected`: the state is read at most every PROBE_EVERY
+    seconds, and a probe of a database that went away may take CONNECT_TIMEOUT."""
+    async with asyncio.timeout(PROBE_EVERY + CONNECT_TIMEOUT + TIMEOUT):
+        while samples((await get(server, "/metrics"))[1])[("ponte_database_up", ())] != expected:
+            await asyncio.sleep(0.2)
+
+
+async def test_metrics_say_whether_the_database_answers(start_server: Any, postgres_server: PostgresProcess) -> None:
+    """`ponte_database_up` on /metrics is 1 while PostgreSQL answers, 0 once it is stopped (the scrape itself
+    still answers 200), and 1 again once it is started."""
+    server = await start_server(**SETTINGS, database_url=postgres_server.url)
+    assert samples((await get(server, "/metrics"))[1])[("ponte_database_up", ())] == 1
+    postgres_server.stop()
+    await database_up(server, 0)
+    status, _ = await get(server, "/metrics")
+    assert status == 200
+    postgres_server.start()
+    await database_up(server, 1)
+
+
+async def test_contracts_wait_for_a_database_that_stopped(start_server: Any, postgres_server: PostgresProcess,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL stopped while an upload's contracts are being kept: the batch is asked again until the
+    database is back, and then every contract is stored, once and in order."""
+    server = await start_server(**SETTINGS, database_url=postgres_server.url)
+    records, inv_id = server.app[GATEWAY_KEY].records, "INV-2026-00000000000000E1"
+    await records.put("investigation", inv_id, investigation_doc(inv_id, "alice", time.time()))
+    found = uploads.contracts(Upload("csv", sample_rows(1200)), 1200)
+    postgres_server.stop()
+    keeping = asyncio.create_task(uploads.keep(records, inv_id, found))
+    async with asyncio.timeout(TIMEOUT):  # its first batch was refused (the warning it logs, polled)
+        while "not stored yet" not in caplog.text:
+            await asyncio.sleep(0.05)
+    postgres_server.start()
+    await asyncio.wait_for(keeping, 40)
+    assert await uploads.read_back(records, inv_id, 1200) == found
