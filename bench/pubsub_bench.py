@@ -15,13 +15,16 @@ design is behind the API, per-room channels included, at the price of B's HTTP w
 run both labels of a comparison with the same `--via`.
 
 Per run (`--seconds` of load): A's and B's CPU (utime+stime from /proc/<pid>/stat) per message published
-and as a share of one core; Redis's CPU (INFO cpu) and output bytes (INFO stats total_net_output_bytes)
-per message; the rate achieved; and a probe event to A's probe client every 0.2 s (to `user:probe`, the same way):
-its median latency and how many never arrived within 2 s (A fell behind, or Redis trimmed the stream
-before A read it). Figures are medians over `--repeats` runs. The saturation search raises the rate by
-`--step` from the last rate until A uses 95 % of a core, the probe's median latency passes 0.5 s, a probe
-is lost, or the publisher cannot reach the rate. Results go to bench/pubsub_results.json under `--label`;
-the table printed at the end shows every label in that file side by side.
+and as a share of one core; the share of the messages A read (counted around its manager) and its CPU per
+message read; Redis's CPU (INFO cpu) and output bytes (INFO stats total_net_output_bytes) per message; the
+rate achieved; and a probe event to A's probe client every 0.2 s (to `user:probe`, the same way): its
+median latency and how many never arrived within 2 s (A fell behind, or Redis dropped them for A). A runs
+alone on the last CPU, every other process (B, Redis, the publisher, the clients) on the others
+(`--no-pin`: the kernel places them). Figures are medians over `--repeats` runs. The saturation search
+raises the rate by `--step` from the last rate that held until A uses 95 % of a core, reads less than 98 %
+of the messages, loses a probe or gets it after 0.5 s, or the publisher cannot reach the rate. Results go
+to bench/pubsub_results.json under `--label`; the table printed at the end shows every label in that file
+side by side.
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ import load  # noqa: E402
 from common import SECRET, make_token, raise_nofile, stop_process  # noqa: E402
 from load import RAW, Fleet  # noqa: E402
 from redis_bench import machine, version  # noqa: E402
-from redis_servers import RedisServer, free_port  # noqa: E402
+from redis_servers import RedisServer, free_port, pinner  # noqa: E402
 
 RESULTS = BENCH / "pubsub_results.json"
 STREAM = "socketio:history:/omni"  # where an event to rooms of /omni goes today (app/transport/history.py)
@@ -102,7 +105,7 @@ class Instance:
     """`pubsub_bench.py serve` in a child process, ready once it listens on Redis; stops when its stdin closes."""
 
     def __init__(self, name: str, logdir: Path, redis_url: str, history_size: int, hiredis: bool = True,
-                 max_seconds: float = 3600.0) -> None:
+                 cpus: set[int] | None = None, max_seconds: float = 3600.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(logdir / f"{name}.log", "w")
@@ -114,7 +117,7 @@ class Instance:
             (logdir / "no-hiredis" / "hiredis.py").write_text('raise ImportError("hidden by the bench")\n')
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(logdir / "no-hiredis"), env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=env)
+                                        env=env, preexec_fn=pinner(cpus))
         deadline = time.monotonic() + 60
         while not self._ready():
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -364,8 +367,12 @@ def saturated(run: dict[str, Any]) -> bool:
 
 def start(logdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     clients, kind, history_size = args.clients, args.via, args.history_size
+    cpus = sorted(os.sched_getaffinity(0))
+    alone = {cpus[-1]} if args.pin and len(cpus) > 1 else None
+    if alone:  # A gets the last CPU to itself; this process and everything it starts from now on, the others
+        os.sched_setaffinity(0, set(cpus[:-1]))
     server = RedisServer(logdir)
-    a = Instance("A", logdir, server.url, history_size, not args.no_hiredis)
+    a = Instance("A", logdir, server.url, history_size, not args.no_hiredis, alone)
     b = Instance("B", logdir, server.url, history_size, not args.no_hiredis)
     fleet = Fleet(RAW, a.url, clients).wait_ready()
     message = template(b.port, server.client)
@@ -459,6 +466,9 @@ def main() -> None:
                         help="replay what POST /api/v1/publish sends through Redis (auto: the stream, or the "
                              "channel with --history-size 0), or publish through that API on B (api)")
     parser.add_argument("--no-hiredis", action="store_true", help="the instances parse Redis replies without hiredis")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the kernel place every process (default: A alone on the last CPU, the rest on "
+                             "the others)")
     parser.add_argument("--quick", action="store_true", help="1 repeat of 4 s per rate, no search")
     args = parser.parse_args()
     if args.quick:
@@ -472,7 +482,8 @@ def main() -> None:
             size = len(setup["message"]) if setup["message"] else None
             print(f"message: {size} bytes as sent through Redis; {args.clients} idle clients on A; published via "
                   f"{setup['via']}; HISTORY_SIZE {args.history_size}; hiredis {info['hiredis']}", flush=True)
-            result = {"machine": info, "message_bytes": size, "clients": args.clients, "via": setup["via"],
+            result = {"machine": info, "pinned": args.pin, "message_bytes": size, "clients": args.clients,
+                      "via": setup["via"],
                       "history_size": args.history_size, "seconds": args.seconds, **run(args, setup)}
         finally:
             stop(setup)
