@@ -14,7 +14,8 @@ publishes through `POST /api/v1/publish` on B instead (100 events a request), wh
 design is behind the API, per-room channels included, at the price of B's HTTP work on the same machine:
 run both labels of a comparison with the same `--via`.
 
-Per run (`--seconds` of load): A's and B's CPU (utime+stime from /proc/<pid>/stat) per message published
+First A's CPU with nothing published, for `--seconds` (its own upkeep, part of every figure below). Per
+run (`--seconds` of load): A's and B's CPU (utime+stime from /proc/<pid>/stat) per message published
 and as a share of one core; the share of the messages A read (counted around its manager) and its CPU per
 message read; Redis's CPU (INFO cpu) and output bytes (INFO stats total_net_output_bytes) per message; the
 rate achieved; and a probe event to A's probe client every 0.2 s (to `user:probe`, the same way): its
@@ -64,6 +65,9 @@ NOTICE = {"tipo": "info", "titulo": "Sistema Atualizado",
           "mensagem": "Nova versão disponível com melhorias de performance e correções de bugs " + PROBE_SLOT.decode(),
           "acao": {"tipo": "link", "url": "https://exemplo.com/changelog"}}
 PROBE_EVERY, PROBE_WAIT = 0.2, 2.0  # seconds
+# the manager's methods that take one event read from Redis, counted for "messages A read": a history
+# stream's entries and pub/sub messages today (a new design that reads elsewhere adds its method here)
+RECEIVERS = ("deliver_entry", "_receive")
 MAX_BATCH = 2000  # XADDs per pipeline at most
 
 
@@ -82,8 +86,9 @@ def serve(port: int, redis_url: str, history_size: int, max_seconds: float) -> N
     settings = bench_settings(port).model_copy(update={"redis_url": redis_url, "history_size": history_size})
     app = build_app(settings)
     manager, received = app[SIO_KEY].manager, [0]
-    for name in ("deliver_entry", "_receive"):  # a history stream's entries; pub/sub messages
-        setattr(manager, name, counted(getattr(manager, name), received))
+    for name in RECEIVERS:
+        if hasattr(manager, name):
+            setattr(manager, name, counted(getattr(manager, name), received))
 
     async def report(request: web.Request) -> web.Response:
         from redis.utils import HIREDIS_AVAILABLE
@@ -393,9 +398,19 @@ def stop(setup: dict[str, Any]) -> None:
         setup[name].stop()
 
 
+def idle(setup: dict[str, Any], seconds: float) -> float:
+    """A's share of a core with nothing published: its own upkeep, included in every figure of a run."""
+    pid = setup["a"].pid
+    before, start = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - start)
+
+
 def run(args: argparse.Namespace, setup: dict[str, Any]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     probe = 0
+    a_idle = idle(setup, args.seconds)
+    print(f"  idle: A uses {a_idle:.1%} of a core with nothing published", flush=True)
     for rate in args.rates:
         runs = []
         for _ in range(args.repeats):
@@ -413,7 +428,7 @@ def run(args: argparse.Namespace, setup: dict[str, Any]) -> dict[str, Any]:
         if saturated(search[-1]):
             break
     ceiling = next((r["rate"] for r in search if saturated(r)), None)
-    return {"rows": rows, "search": search, "saturated_at": ceiling}
+    return {"a_idle_core": a_idle, "rows": rows, "search": search, "saturated_at": ceiling}
 
 
 def brief(r: dict[str, Any]) -> str:
@@ -436,8 +451,9 @@ def table(results: dict[str, Any]) -> str:
                          f"{r['redis_us']:.1f} | {r['redis_out_bytes']:,.0f} | {r['probe_ms']:.0f} ms | "
                          f"{r['probes_lost']} |")
         ceiling = result.get("saturated_at")
+        idle = f"{result['a_idle_core']:.1%}" if "a_idle_core" in result else "not measured"
         lines.append(f"| {label} | saturation | {'at ' + format(ceiling, ',.0f') + '/s' if ceiling else 'not reached'}"
-                     f" | | | | | | | |")
+                     f" | A idle: {idle} | | | | | | |")
     return "\n".join(lines)
 
 
