@@ -14,18 +14,19 @@ publishes through `POST /api/v1/publish` on B instead (100 events a request), wh
 design is behind the API, per-room channels included, at the price of B's HTTP work on the same machine:
 run both labels of a comparison with the same `--via`.
 
-First A's CPU with nothing published, for `--seconds` (its own upkeep, part of every figure below). Per
-run (`--seconds` of load): A's and B's CPU (utime+stime from /proc/<pid>/stat) per message published
-and as a share of one core; the share of the messages A read (counted around its manager) and its CPU per
-message read; Redis's CPU (INFO cpu) and output bytes (INFO stats total_net_output_bytes) per message; the
-rate achieved; and a probe event to A's probe client every 0.2 s (to `user:probe`, the same way): its
-median latency and how many never arrived within 2 s (A fell behind, or Redis dropped them for A). A runs
-alone on the last CPU, every other process (B, Redis, the publisher, the clients) on the others
-(`--no-pin`: the kernel places them). Figures are medians over `--repeats` runs. The saturation search
-raises the rate by `--step` from the last rate that held until A uses 95 % of a core, reads less than 98 %
-of the messages, loses a probe or gets it after 0.5 s, or the publisher cannot reach the rate. Results go
-to bench/pubsub_results.json under `--label`; the table printed at the end shows every label in that file
-side by side.
+The bench waits (up to 60 s) for other processes to use less than 0.1 core, and records what they used
+during each run (`foreign_cores`). First A's CPU with nothing published, for `--seconds` (its own upkeep,
+part of every figure below). Per run (`--seconds` of load): A's and B's CPU (utime+stime from
+/proc/<pid>/stat) per message published and as a share of one core; the share of the messages A read
+(counted around its manager) and its CPU per message read; Redis's CPU (INFO cpu) and output bytes (INFO
+stats total_net_output_bytes) per message; the rate achieved; and a probe event to A's probe client every
+0.2 s (to `user:probe`, the same way): its median latency and how many never arrived within 2 s (A fell
+behind, or Redis dropped them for A). A runs alone on the last CPU, every other process (B, Redis, the
+publisher, the clients) on the others (`--no-pin`: the kernel places them). Figures are medians over
+`--repeats` runs. The saturation search raises the rate by `--step` from the last rate that held until A
+uses 95 % of a core, reads less than 98 % of the messages, loses a probe or gets it after 0.5 s, or the
+publisher cannot reach the rate. Results go to bench/pubsub_results.json under `--label`; the table printed
+at the end shows every label in that file side by side.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ import redis  # noqa: E402
 import load  # noqa: E402
 from common import SECRET, make_token, raise_nofile, stop_process  # noqa: E402
 from load import RAW, Fleet  # noqa: E402
-from redis_bench import machine, version  # noqa: E402
+from redis_bench import ForeignLoad, machine, version  # noqa: E402
 from redis_servers import RedisServer, free_port, pinner  # noqa: E402
 
 RESULTS = BENCH / "pubsub_results.json"
@@ -332,6 +333,7 @@ def measure(rate: float, seconds: float, setup: dict[str, Any], first_probe: int
     """One run at `rate`: CPU of A, B and Redis per message, output bytes per message, the probe's latency."""
     a, b, server, probe = setup["a"], setup["b"], setup["redis"], setup["probe"]
     probe.caught_up()
+    started = time.monotonic()
     before = {"a": cpu_seconds(a.pid), "b": cpu_seconds(b.pid), "read": a.received(), **redis_counters(server.client)}
     result: dict[str, Any] = {}
     publisher = threading.Thread(target=lambda: result.update(drive(setup, rate, seconds)))
@@ -339,6 +341,7 @@ def measure(rate: float, seconds: float, setup: dict[str, Any], first_probe: int
     latencies, lost = probe.run(seconds, first_probe)
     publisher.join()
     wall = result["seconds"]
+    foreign = setup["foreign"].between(started, time.monotonic())
     after = {"a": cpu_seconds(a.pid), "b": cpu_seconds(b.pid), "read": a.received(), **redis_counters(server.client)}
     sent = max(1, result["sent"])
     delta = {key: after[key] - before[key] for key in after}
@@ -349,7 +352,8 @@ def measure(rate: float, seconds: float, setup: dict[str, Any], first_probe: int
             "b_us": delta["b"] / sent * 1e6, "b_core": delta["b"] / wall,
             "redis_us": delta["cpu"] / sent * 1e6, "redis_core": delta["cpu"] / wall,
             "redis_out_bytes": delta["out"] / sent,
-            "probe_ms": statistics.median(latencies) * 1000 if latencies else None, "probes_lost": lost}
+            "probe_ms": statistics.median(latencies) * 1000 if latencies else None, "probes_lost": lost,
+            "foreign_cores": foreign}
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -436,7 +440,7 @@ def brief(r: dict[str, Any]) -> str:
     return (f"achieved {r['achieved']:,.0f}/s, A {r['a_us']:.1f} µs/msg = {r['a_core']:.0%} of a core, "
             f"read {r['a_read']:.0%} ({r['a_us_read']:.1f} µs each), "
             f"B {r['b_core']:.0%}, Redis {r['redis_us']:.1f} µs/msg {r['redis_out_bytes']:.0f} B out/msg, "
-            f"probe {probe} ({r['probes_lost']} lost)")
+            f"probe {probe} ({r['probes_lost']} lost); other processes {r['foreign_cores']:.2f} cores")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -492,17 +496,22 @@ def main() -> None:
     raise_nofile()
     info = {**machine(), "hiredis": "hidden" if args.no_hiredis else version("hiredis")}
     print(f"{info['cpu_model']}, nproc {info['nproc']}, Python {info['python']}, {info['redis_server']}", flush=True)
+    foreign = ForeignLoad()  # CPU of processes that are not this run's: the machine should be quiet
+    print(f"waited {foreign.wait_quiet(60):.0f} s for a quiet machine", flush=True)
     with tempfile.TemporaryDirectory(prefix="ponte-pubsub-") as logdir:
         setup = start(Path(logdir), args)
+        setup["foreign"] = foreign
         try:
             size = len(setup["message"]) if setup["message"] else None
             print(f"message: {size} bytes as sent through Redis; {args.clients} idle clients on A; published via "
                   f"{setup['via']}; HISTORY_SIZE {args.history_size}; hiredis {info['hiredis']}", flush=True)
             result = {"machine": info, "pinned": args.pin, "message_bytes": size, "clients": args.clients,
-                      "via": setup["via"],
-                      "history_size": args.history_size, "seconds": args.seconds, **run(args, setup)}
+                      "via": setup["via"], "history_size": args.history_size, "seconds": args.seconds,
+                      **run(args, setup)}
         finally:
             stop(setup)
+            other = foreign.stop()
+    result["foreign"] = other
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[args.label] = result
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
