@@ -24,6 +24,7 @@ CHOICES: list[list[str] | None] = [["aviso"], [], None, ["info", "aviso", "erro"
 
 
 def expected(choice: list[str] | None) -> set[str]:
+    """The NOTICE types a user with this choice must get."""
     return set(NOTICE) if choice is None else set(NOTICE) & set(choice)
 
 
@@ -54,6 +55,7 @@ async def publish(session: aiohttp.ClientSession, server: Any, items: list[dict[
 
 
 def to_user(sub: str, data: dict[str, Any], event: str = "NOTIFICACAO_GERAL") -> dict[str, Any]:
+    """One item of a publish request, to a user's room on /omni."""
     return {"namespace": "/omni", "user": sub, "event": event, "data": data}
 
 
@@ -78,8 +80,7 @@ async def test_a_burst_of_connections_honours_every_preference(
     """1,000 users with stored preferences connect at once through a small Redis pool that must wait; then
     each is published an `info` and an `aviso`: nobody gets a type they turned off, everybody gets the rest,
     and no preference read fell back."""
-    server = await start_server(redis_url=redis_server.url, redis_pool_size=8, max_connections=BURST + 10,
-                                rate_limit_per_second=1000, rate_limit_burst=1000)
+    server = await start_server(redis_url=redis_server.url, redis_pool_size=8, max_connections=BURST + 10)
     await subscribed(server)
     choices = {f"burst-{i}": CHOICES[i % len(CHOICES)] for i in range(BURST)}
     store = aioredis.Redis.from_url(redis_server.url)
