@@ -97,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
         sio.manager.on_gap = metrics.history_gaps.inc
     prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryPreferenceStore())
+    if isinstance(prefs, RedisPreferenceStore):
+        prefs.on_fallback = lambda source: metrics.preference_fallbacks.labels(source).inc()
     short = (RedisRecordStore(sio.manager.redis, settings.records_ttl) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryRecordStore(settings.records_ttl))
     database = open_database(settings.database_url, settings.database_pool_size)
@@ -169,7 +171,8 @@ def build_manager(settings: Settings) -> FanoutManager:
         if settings.history_size:
             manager.history = History(settings.history_size, settings.recovery_window)
         return manager
-    client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size)
+    client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size,
+                     settings.redis_pool_timeout)
     manager = RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
     if settings.history_size:
         manager.history = RedisHistory(client, settings.redis_channel, settings.history_size,

@@ -37,6 +37,9 @@ class Metrics:
         self.recoveries = Counter("ponte_recoveries", "Clients that came back with a pid and an offset, by whether "
                                   "they got their session and missed events back", ["namespace", "outcome"],
                                   registry=r)
+        self.preference_fallbacks = Counter(
+            "ponte_preference_fallbacks", "Notification preferences Redis could not answer, by what was used instead: "
+            "the last value read here (cache) or no optional type (safe)", ["source"], registry=r)
         self.redis_up = Gauge("ponte_redis_up", "1 while subscribed to Redis (when REDIS_URL is set)", registry=r)
         self.database_up = Gauge("ponte_database_up", "1 while the results database answers (as /readyz says)",
                                  registry=r)

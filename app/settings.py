@@ -85,8 +85,11 @@ class Settings(BaseModel):
         description="redis://, rediss:// or redis+sentinel://host:port[,host:port]/db/service: every instance "
                     "behind it behaves as one")
     redis_pool_size: int = Field(
-        32, ge=2, le=1000, description="connections to Redis per instance; a burst waits for one (up to 5 s) "
-                                       "rather than failing")
+        32, ge=2, le=1000, description="connections to Redis per instance; a burst waits for one (up to "
+                                       "REDIS_POOL_TIMEOUT) rather than failing")
+    redis_pool_timeout: float = Field(
+        5.0, gt=0, le=60, description="seconds a Redis command waits for a free connection of the pool before "
+                                      "it fails (a notification preference read gives up sooner: 1.5 s in all)")
     redis_tls_verify: bool = Field(
         True, description="false accepts a managed Redis's self-signed certificate (Heroku Redis)")
     redis_channel: str = Field(

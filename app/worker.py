@@ -57,7 +57,8 @@ def run(settings: Settings) -> None:
 async def work(settings: Settings, concurrency: int | None = None, signals: bool = True) -> None:
     """Serve jobs from the queue; `signals`: stop on SIGTERM/SIGINT (off when run inside a gateway)."""
     assert settings.redis_url
-    client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size)
+    client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size,
+                     settings.redis_pool_timeout)
     database = open_database(settings.database_url, settings.database_pool_size)
     retrying = await upgrade_at_start(database)
     records = Records(DatabaseStore(database), RedisRecordStore(client, settings.records_ttl))

@@ -9,17 +9,20 @@ leaves, so that the filters, which run for every recipient of an emit, are plain
 change is applied on every instance through the manager's shared `prefs` control message.
 
 The connection is already in `user:{sub}` while the store is read (a raw client is in its rooms as
-soon as the WebSocket opens, and emits to it must not wait on Redis): a notification emitted in that
-window, one store round trip, is admitted as for a user who never configured anything.
+soon as the WebSocket opens, and emits to it must not wait on Redis): in that window, one store round
+trip, the user's preferences are unknown and, as when the store cannot be read at all, no optional type
+is admitted (app.prefs: never a silent "everything on"). A user whose preferences came from a fallback
+(the store unreadable) has them read again every `REFRESH_EVERY` seconds until the store answers.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Callable
 
 from app.errors import SYSTEM_ERROR, PonteError
-from app.prefs import MemoryPreferenceStore, PreferenceStoreError
+from app.prefs import SAFE_CHOICE, MemoryPreferenceStore, PreferenceStoreError, Reading
 from schemas.omni import NotificacaoConfigurar
 
 from app.gateway import Gateway
@@ -31,6 +34,7 @@ log = logging.getLogger("ponte.handlers.notifications")
 CONTROL = "prefs"  # the manager's control message that carries a user's new preferences
 # Execution events a user can turn off, with the notification type each one needs.
 EVENT_TYPES = {"EXECUCAO_CONCLUIDA": "execucao_concluida", "EXECUCAO_ERRO": "erro"}
+REFRESH_EVERY = 2.0  # seconds between two attempts to read again preferences that came from a fallback
 
 
 class NotificationHandlers(PonteNamespace):
@@ -45,6 +49,9 @@ class NotificationHandlers(PonteNamespace):
         self._claims: dict[str, str] = {}  # sid → sub, for the connections counted in `_users`
         self._loading: dict[str, asyncio.Event] = {}  # sub → set once their preferences are cached
         self._hooked: Any = None  # the server our filters and control handler are registered with
+        self._unsure: set[str] = set()  # connected users whose cached preferences are a fallback
+        self._settled = asyncio.Event()  # set while `_unsure` is empty: the refresher ends at once
+        self._refreshing = False
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -96,21 +103,57 @@ class NotificationHandlers(PonteNamespace):
         else:
             self._users.pop(sub, None)
             self.preferences.pop(sub, None)
+            self._sure(sub)
 
     async def _load(self, sub: str) -> None:
         """Cache a user's stored preferences, unless a shared change arrived meanwhile."""
         loading = self._loading[sub] = asyncio.Event()
         try:
-            tipos = await self.gateway.prefs.get(sub)
+            reading = await self.gateway.prefs.read(sub)
         except Exception:  # noqa: BLE001 - a store failure must not refuse the connection
             log.exception("could not load the notification preferences of %s", sub)
-            tipos = None
+            reading = Reading(SAFE_CHOICE, known=False, source="safe")
         finally:
             loading.set()
             if self._loading.get(sub) is loading:
                 del self._loading[sub]
         if sub in self._users and sub not in self.preferences:
-            self.preferences[sub] = tipos
+            self.preferences[sub] = reading.tipos
+            if not reading.known:
+                self._doubt(sub)
+
+    def _doubt(self, sub: str) -> None:
+        """Read `sub`'s preferences again later: what is cached is a fallback."""
+        self._unsure.add(sub)
+        self._settled.clear()
+        if not self._refreshing:
+            self._refreshing = True
+            self.spawn(self._refresh())
+
+    def _sure(self, sub: str) -> None:
+        self._unsure.discard(sub)
+        if not self._unsure:
+            self._settled.set()
+
+    async def _refresh(self) -> None:
+        """Every REFRESH_EVERY seconds, while some cached preferences are fallbacks, read them again."""
+        try:
+            while self._unsure:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), REFRESH_EVERY)
+                await self._reread()
+        finally:
+            self._refreshing = False
+
+    async def _reread(self) -> None:
+        """Read the unsure users' preferences again, stopping at the first the store still cannot answer."""
+        for sub in list(self._unsure):
+            reading = await self.gateway.prefs.read(sub)
+            if not reading.known:
+                return
+            if sub in self._unsure:  # still connected, and no shared change arrived meanwhile
+                self.preferences[sub] = reading.tipos
+                self._sure(sub)
 
     async def _on_shared(self, payload: dict[str, Any]) -> None:
         """The `prefs` control message, from this instance or another one."""
@@ -118,8 +161,10 @@ class NotificationHandlers(PonteNamespace):
         if not isinstance(sub, str) or not isinstance(tipos, list) or not all(isinstance(t, str) for t in tipos):
             log.warning("ignored a malformed %r control message", CONTROL)
             return
+        self.gateway.prefs.remember(sub, frozenset(tipos))
         if sub in self._users:
             self.preferences[sub] = frozenset(tipos)
+            self._sure(sub)
 
     # -- filters: called for every recipient of an emit, so O(1) and synchronous ----------------
 
@@ -138,9 +183,10 @@ class NotificationHandlers(PonteNamespace):
     def admits(self, sid: str, tipo: Any) -> bool:
         """True unless the user behind `sid` turned notifications of type `tipo` off. A connection
         not (or no longer) among `clients` is still in its handshake, its user's preferences maybe
-        not read yet (python-socketio puts it in the everyone room first): it gets none."""
+        not read yet (python-socketio puts it in the everyone room first): it gets none; nor does
+        one whose user's preferences are being read."""
         client = self.clients.get(sid)
-        if client is None:
+        if client is None or client.principal.sub in self._loading:
             return False
         tipos = self.preferences.get(client.principal.sub)
         return tipos is None or tipo in tipos

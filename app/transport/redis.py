@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
+from redis.utils import HIREDIS_AVAILABLE
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from .history import Entry, RedisHistory, entries, stream_order
@@ -50,7 +51,8 @@ def connect(url: str, tls_verify: bool = True, max_connections: int = 32, wait: 
     """A redis-py asyncio client for redis://, rediss:// or redis+sentinel:// URLs, whose pool of
     `max_connections` makes a burst wait (up to `wait` seconds) for a connection instead of failing:
     redis-py's default pool raises "Too many connections", which under a reconnect storm lost events
-    and recoveries."""
+    and recoveries. Replies are parsed by hiredis where it is installed (a dependency on CPython)."""
+    log.info("Redis replies parsed by %s", "hiredis" if HIREDIS_AVAILABLE else "redis-py's Python parser")
     scheme = urlparse(url).scheme
     if scheme == "redis+sentinel":
         sentinels, service, kwargs = parse_redis_sentinel_url(url)

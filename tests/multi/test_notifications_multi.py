@@ -9,9 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.factory import SIO_KEY
-from app.prefs import PreferenceStoreError, RedisPreferenceStore
+from app.prefs import SAFE_CHOICE, PreferenceStoreError, Reading, RedisPreferenceStore
 from conftest import free_port, make_token, subscribed
 
+UNTYPED = {"titulo": "Sem tipo", "mensagem": "nenhuma preferência a filtra"}
 NOTICE = {"info": {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"},
           "aviso": {"tipo": "aviso", "titulo": "Manutenção", "mensagem": "Hoje às 23h"}}
 
@@ -69,10 +70,10 @@ async def test_later_connection_on_other_instance_loads_from_redis(
     assert await later_io.recv() == ("NOTIFICACAO_GERAL", NOTICE["aviso"])
 
 
-async def test_redis_down_admits_everything_and_refuses_to_configure(
+async def test_redis_down_admits_no_optional_type_and_refuses_to_configure(
         start_server: Any, raw_to: Any, redis_server: Any, caplog: Any) -> None:
-    """With Redis gone, a new connection admits every type (with a warning) and NOTIFICACAO_CONFIGURAR is a
-    SYSTEM_ERROR carrying its request_id."""
+    """With Redis gone, a new connection gets no typed notification, only an untyped one (with a warning), and
+    NOTIFICACAO_CONFIGURAR is a SYSTEM_ERROR carrying its request_id."""
     server = await start_server(redis_url=redis_server.url)
     await subscribed(server)
     redis_server.stop()
@@ -80,7 +81,8 @@ async def test_redis_down_admits_everything_and_refuses_to_configure(
     ws = await opened(raw_to, server, "dave")
     assert "could not read notification preferences" in caplog.text
     await notify(server, "user:dave", "info")
-    assert (await ws.recv())["data"] == NOTICE["info"]
+    await server.app[SIO_KEY].emit("NOTIFICACAO_GERAL", UNTYPED, room="user:dave", namespace="/omni")
+    assert (await ws.recv())["data"] == UNTYPED
     await ws.send(configure(["aviso"], "down"))
     message = await ws.recv()
     assert message["event"] == "ERRO" and message["data"]["codigo"] == "SYSTEM_ERROR"
@@ -89,10 +91,11 @@ async def test_redis_down_admits_everything_and_refuses_to_configure(
 
 
 async def test_redis_store_without_redis() -> None:
-    """RedisPreferenceStore answers None for get and raises PreferenceStoreError for set when Redis is unreachable."""
+    """RedisPreferenceStore answers the safe choice (no type), not known, for a read and raises
+    PreferenceStoreError for a write when Redis is unreachable."""
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     store = RedisPreferenceStore(client)
-    assert await store.get("alice") is None
+    assert await store.read("alice") == Reading(SAFE_CHOICE, known=False, source="safe") and not SAFE_CHOICE
     with pytest.raises(PreferenceStoreError, match="could not store notification preferences in Redis"):
         await store.set("alice", ["info"])
     assert store.failures == 2
