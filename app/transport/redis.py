@@ -117,6 +117,7 @@ class RedisFanoutManager(FanoutManager):
         self.reconnects = 0
         self.on_lost: Callable[[int, str], None] = lambda count, why: None
         self._last_warning = 0.0
+        self._last_gap_warning = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[PubSubMessage], Awaitable[None]]] = {
             "emit": self._remote_emit, "disconnect": self._remote_disconnect,
@@ -225,8 +226,11 @@ class RedisFanoutManager(FanoutManager):
                 else:
                     await self._check_trimmed(last)
                 delay = 0.1
+                flowing = False
                 while True:
-                    answer: Any = await self.redis.xread(last, count=BATCH, block=1000)  # type: ignore[arg-type]
+                    answer: Any = await (self._read_checked(last) if flowing else
+                                         self.redis.xread(last, count=BATCH, block=1000))  # type: ignore[arg-type]
+                    flowing = bool(answer)
                     for stream, rows in answer or ():
                         key = stream.decode() if isinstance(stream, bytes) else stream
                         for entry in entries(rows):
@@ -255,21 +259,42 @@ class RedisFanoutManager(FanoutManager):
             self.frontier.setdefault(namespace, heads[key])
         return heads
 
+    async def _read_checked(self, last: dict[str, str]) -> Any:
+        """A read while entries flow: each stream's first entry and what follows `last`, in one transaction,
+        so that entries trimmed before this instance read them (it fell HISTORY_SIZE behind: a stopped or
+        starved process) are counted as a gap, never skipped silently. (A blocking read, when idle, is
+        answered by the first entry added: nothing can be trimmed past it unseen.)"""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in last:
+                pipe.xrange(key, "-", "+", count=1)
+            pipe.xread(last, count=BATCH)  # type: ignore[arg-type]
+            *firsts, answer = await pipe.execute()
+        for (key, offset), first in zip(list(last.items()), firsts):
+            self._note_trimmed(key, offset, entries(first))
+        return answer
+
     async def _check_trimmed(self, last: dict[str, str]) -> None:
         """After an outage: entries trimmed before this instance read them are lost here, and counted."""
         for key, offset in last.items():
-            first = entries(await self.redis.xrange(key, "-", "+", count=1))
-            if not first or stream_order(first[0].offset) > stream_order(offset):
-                self.history_gaps += 1
-                self.on_gap()
-                namespace = key.rpartition(":history:")[2]
-                if namespace in self.recent:  # what was delivered here no longer follows on without a gap:
-                    self.recent[namespace].clear()  # an offset from before the stream's first entry (or now,
-                    # for a stream that started again) is recovered from nowhere
-                    self.floor[namespace] = first[0].offset if first else f"{int(time.time() * 1000)}-0"
-                log.warning("history stream %s was trimmed or lost (Redis without its data?) before this instance "
-                            "read all of it: events may have been missed here; offsets from before are not "
-                            "recoverable", key)
+            self._note_trimmed(key, offset, entries(await self.redis.xrange(key, "-", "+", count=1)))
+
+    def _note_trimmed(self, key: str, offset: str, first: list[Entry]) -> None:
+        """Count and say a gap when the stream now starts after `offset`, the last entry read here."""
+        if first and stream_order(first[0].offset) <= stream_order(offset):
+            return
+        self.history_gaps += 1
+        self.on_gap()
+        namespace = key.rpartition(":history:")[2]
+        if namespace in self.recent:  # what was delivered here no longer follows on without a gap: an offset
+            self.recent[namespace].clear()  # from before the stream's first entry (or now, for a stream that
+            # started again) is recovered from nowhere
+            self.floor[namespace] = first[0].offset if first else f"{int(time.time() * 1000)}-0"
+        now = time.monotonic()
+        if now - self._last_gap_warning > 5:  # one line per burst; ponte_history_gaps_total counts each
+            self._last_gap_warning = now
+            log.warning("history stream %s was trimmed past what this instance had read (it fell HISTORY_SIZE "
+                        "behind, or Redis lost its data): events were missed here (%d gaps so far); offsets "
+                        "from before are not recoverable", key, self.history_gaps)
 
     def _lost(self, count: int, why: str) -> None:
         self.publish_failures += count

@@ -3,13 +3,18 @@ reads on from where it stopped, so nothing sent meanwhile is lost to its clients
 subscription lost every event published until it was back)."""
 from __future__ import annotations
 
+import asyncio
+import signal
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from app.factory import SIO_KEY
-from conftest import make_token
+from conftest import TIMEOUT, make_token, served_app
+from tests.functional.test_ops import get, samples
 from tests.multi.test_redis_faults import until
+from tests.multi.worker_fixtures import Address
 
 NOTICE = {"tipo": "info", "titulo": "t", "mensagem": "m"}
 
@@ -40,3 +45,39 @@ async def test_killed_stream_readers_miss_nothing(start_server: Any, redis_serve
     offsets = [tuple(int(part) for part in m["offset"].split("-")) for m in got]
     assert offsets == sorted(set(offsets)), offsets
     assert b.app[SIO_KEY].manager.history_gaps == 0
+
+
+async def test_an_instance_that_falls_behind_counts_what_was_trimmed(
+        start_server: Any, redis_server: Any, raw_to: Any, tmp_path: Path) -> None:
+    """A gateway stopped (SIGSTOP, a starved process) while far more than HISTORY_SIZE events go to a room
+    its client is in: the entries trimmed before it read them are counted as a gap (ponte_history_gaps_total
+    and a warning), never skipped silently; then it delivers what is left, in order, to the last one."""
+    async with served_app(tmp_path, REDIS_URL=redis_server.url, HISTORY_SIZE="10") as served:
+        b = Address(served.base)
+        ws = await raw_to(b, "/ws", make_token("alice"))
+        await ws.send({"event": "SESSAO_PING", "data": {}})
+        await ws.recv_kind("SESSAO_PONG")  # connected, in her rooms
+        a = await start_server(redis_url=redis_server.url, history_size=10)
+        await until(lambda: "/omni" in a.app[SIO_KEY].manager.frontier)
+        admin = aioredis.Redis.from_url(redis_server.url)
+        stream = a.app[SIO_KEY].manager.history.stream("/omni")
+        served.proc.send_signal(signal.SIGSTOP)
+        try:
+            added = (await admin.xinfo_stream(stream))["entries-added"]
+            for n in range(400):
+                await a.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {**NOTICE, "titulo": f"n{n}"}, room="user:alice",
+                                          namespace="/omni")
+            async with asyncio.timeout(TIMEOUT):  # all 400 in the stream, and most of them trimmed already
+                while (info := await admin.xinfo_stream(stream))["entries-added"] < added + 400:
+                    await asyncio.sleep(0.02)
+            assert info["length"] < 300, info
+        finally:
+            served.proc.send_signal(signal.SIGCONT)
+            await admin.aclose()
+        titles = []
+        while (title := (await ws.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"]) != "n399":
+            titles.append(title)
+        assert len(titles) < 399 and titles == sorted(titles, key=lambda t: int(t[1:])), titles
+        await served.read_until("was trimmed past what this instance had read")
+        gaps = samples((await get(b, "/metrics"))[1])[("ponte_history_gaps_total", ())]
+        assert gaps >= 1
