@@ -77,7 +77,8 @@ async def test_migrations_on_postgresql(postgres_url: str) -> None:
 
 
 async def test_a_database_stopped_mid_run_loses_nothing(start_server: Any, raw_to: Any, blog_site: BlogSite,
-                                                        postgres_server: PostgresProcess) -> None:
+                                                        postgres_server: PostgresProcess,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     """PostgreSQL stops while an execution runs: realtime traffic goes on, /readyz says the database is down,
     consulting a stored execution is a SYSTEM_ERROR, the listing 503; the run's end waits for the database,
     which starts again, and then its result is stored and announced once, and consulted and downloaded."""
@@ -102,7 +103,9 @@ async def test_a_database_stopped_mid_run_loses_nothing(start_server: Any, raw_t
     status, listed = await get_json(server.make_url("/api/v1/executions"), make_token("alice"))
     assert status == 503 and listed["error"]["code"] == "SYSTEM_ERROR"
     blog_site.hold.set()  # the run goes on, to an end it cannot store yet
-    await asyncio.sleep(3)
+    async with asyncio.timeout(6 * TIMEOUT):  # its result was refused once (the warning it logs, polled)
+        while f"execution {running} not stored yet" not in caplog.text:
+            await asyncio.sleep(0.05)
     postgres_server.start()
     events = await until_final(ws, timeout=40)
     assert [e["event"] for e in events].count("EXECUCAO_CONCLUIDA") == 1 and events[-1]["event"] == "EXECUCAO_CONCLUIDA"
