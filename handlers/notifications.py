@@ -17,7 +17,6 @@ is admitted (app.prefs: never a silent "everything on"). A user whose preference
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Callable
 
@@ -50,7 +49,6 @@ class NotificationHandlers(PonteNamespace):
         self._loading: dict[str, asyncio.Event] = {}  # sub → set once their preferences are cached
         self._hooked: Any = None  # the server our filters and control handler are registered with
         self._unsure: set[str] = set()  # connected users whose cached preferences are a fallback
-        self._settled = asyncio.Event()  # set while `_unsure` is empty: the refresher ends at once
         self._refreshing = False
 
     # -- messages ---------------------------------------------------------------------------------
@@ -103,7 +101,7 @@ class NotificationHandlers(PonteNamespace):
         else:
             self._users.pop(sub, None)
             self.preferences.pop(sub, None)
-            self._sure(sub)
+            self._unsure.discard(sub)
 
     async def _load(self, sub: str) -> None:
         """Cache a user's stored preferences, unless a shared change arrived meanwhile."""
@@ -125,22 +123,15 @@ class NotificationHandlers(PonteNamespace):
     def _doubt(self, sub: str) -> None:
         """Read `sub`'s preferences again later: what is cached is a fallback."""
         self._unsure.add(sub)
-        self._settled.clear()
         if not self._refreshing:
             self._refreshing = True
             self.spawn(self._refresh())
-
-    def _sure(self, sub: str) -> None:
-        self._unsure.discard(sub)
-        if not self._unsure:
-            self._settled.set()
 
     async def _refresh(self) -> None:
         """Every REFRESH_EVERY seconds, while some cached preferences are fallbacks, read them again."""
         try:
             while self._unsure:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._settled.wait(), REFRESH_EVERY)
+                await asyncio.sleep(REFRESH_EVERY)
                 await self._reread()
         finally:
             self._refreshing = False
@@ -153,7 +144,7 @@ class NotificationHandlers(PonteNamespace):
                 return
             if sub in self._unsure:  # still connected, and no shared change arrived meanwhile
                 self.preferences[sub] = reading.tipos
-                self._sure(sub)
+                self._unsure.discard(sub)
 
     async def _on_shared(self, payload: dict[str, Any]) -> None:
         """The `prefs` control message, from this instance or another one."""
@@ -164,7 +155,7 @@ class NotificationHandlers(PonteNamespace):
         self.gateway.prefs.remember(sub, frozenset(tipos))
         if sub in self._users:
             self.preferences[sub] = frozenset(tipos)
-            self._sure(sub)
+            self._unsure.discard(sub)
 
     # -- filters: called for every recipient of an emit, so O(1) and synchronous ----------------
 

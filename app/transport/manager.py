@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
 
-import orjson
 import socketio
 from bidict import ValueDuplicationError
 from socketio import packet
 
+from .codecs import dumps
 from .history import Entry, History, stream_order
 from .writer import text_frame
 
@@ -244,19 +243,11 @@ def framed(text: str) -> tuple[str, bytes | None]:
         return text, None
 
 
-_ascii_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def socketio_event(namespace: str, event: str, args: list[Any]) -> str | None:
     """An EVENT packet as Engine.IO message text (`42/ns,["event",...]`), or None when the data holds
-    bytes (those travel as binary attachments, python-socketio's way). orjson writes UTF-8 as is (JSON
-    either way to every Socket.IO client); what it refuses but bytes goes through the json module, as
-    python-socketio writes it (ASCII, escapes for the rest)."""
+    bytes (those travel as binary attachments, python-socketio's way)."""
     try:
-        data = orjson.dumps([event, *args]).decode()
+        data = dumps([event, *args], ascii=True)
     except TypeError:
-        try:
-            data = _ascii_json([event, *args])
-        except TypeError:
-            return None
+        return None
     return f"42{data}" if namespace == "/" else f"42{namespace},{data}"

@@ -63,18 +63,20 @@ def message_id() -> str:
     return uuid.uuid4().hex
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # json.dumps builds one per call
+# what orjson refuses, written by the json module: UTF-8 as is, or ASCII with escapes (python-socketio's way)
+_FALLBACK = {False: json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode,
+             True: json.JSONEncoder(separators=(",", ":")).encode}
 
 
-def dumps(obj: Any) -> str:
+def dumps(obj: Any, ascii: bool = False) -> str:
     """Compact JSON, UTF-8 kept as is. orjson (a tenth of the json module's time on an envelope) writes
     what it can; the json module what orjson refuses (integers past 64 bits, keys that are not text, text
-    UTF-8 cannot carry), and raises TypeError for what neither can (bytes). NaN and infinities, which
-    JSON has no words for, are written as null."""
+    UTF-8 cannot carry: with `ascii`, escaped), and raises TypeError for what neither can (bytes). NaN and
+    infinities, which JSON has no words for, are written as null."""
     try:
         return orjson.dumps(obj).decode()
     except TypeError:
-        return _encoder.encode(obj)
+        return _FALLBACK[ascii](obj)
 
 
 def load_json(text: str | bytes) -> Any:
