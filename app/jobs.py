@@ -318,10 +318,7 @@ class QueueJobs(Jobs):
                                        failed=job.attempts - handed_back)
                 except asyncio.CancelledError:
                     if worker.event.is_set():  # this worker stops (a deploy): handed back, not failed
-                        async with self.queue.redis.pipeline(transaction=False) as pipe:
-                            pipe.incr(handbacks)
-                            pipe.expire(handbacks, HANDBACKS_TTL)
-                            await pipe.execute()
+                        await self._count_handback(handbacks)
                     raise
             return kind, run
 
@@ -329,6 +326,17 @@ class QueueJobs(Jobs):
                         id=worker_id, metadata=metadata,
                         timers={"sweep": SWEEP, "abort": 1, "worker_info": 5, "schedule": 1})
         return worker
+
+    async def _count_handback(self, key: str) -> None:
+        """Count a hand-back; Redis unreachable, it is not counted (the next attempt spends one of
+        MAX_ATTEMPTS: the safe side) and the CancelledError that stops the job is not replaced."""
+        try:
+            async with self.queue.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, HANDBACKS_TTL)
+                await pipe.execute()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("hand-back not counted (%s): the next attempt counts as one", type(exc).__name__)
 
     def _handbacks(self, kind: str, job_id: str) -> str:
         return f"{self.queue.name}:handbacks:{kind}:{job_id}"
