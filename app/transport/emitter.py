@@ -1,12 +1,12 @@
 """A worker's voice: emit to rooms and share control messages through Redis as a gateway instance does,
 with no socket of its own.
 
-Events to rooms go into their namespace's history stream when history is on (HISTORY_SIZE > 0), the
-way every gateway keeps them: each gateway reads the stream and delivers the event to its members of
-those rooms, on both transports, with an offset its clients can recover from. With history off they go
-on the shared pub/sub channel in python-socketio's format, as its write-only manager writes them.
-Control messages (`share`) travel on that channel too; the ones this process registered for
-(`on_share`) are heard by a listener task, whatever instance or worker sent them.
+Events to rooms are published on their rooms' channels as a gateway publishes them (channels.py):
+with history on (HISTORY_SIZE > 0) they go into their namespace's stream in the same Lua call, so every
+gateway with members in those rooms delivers them, on both transports, with an offset its clients can
+recover from. Control messages (`share`) travel on the shared channel in python-socketio's format; the
+ones this process registered for (`on_share`) are heard by a listener task, whatever instance or worker
+sent them.
 
 A write Redis refuses is retried for up to RETRY_FOR seconds, then raised: a job's events are never
 dropped in silence (the job fails, and is retried, instead).
@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 
 from ..errors import PonteError
 from ..tasks import stop
+from .channels import PUBLISH_SCRIPT, channels_of
 from .codecs import Codec
 from .history import Entry
 from .manager import args_of
@@ -41,6 +42,8 @@ class Emitter:
         self.history_size = history_size
         self.codecs = codecs
         self.host_id = uuid.uuid4().hex
+        self._script = client.register_script(PUBLISH_SCRIPT)
+        self._sent = 0
         self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -48,14 +51,11 @@ class Emitter:
     async def emit(self, event: str, data: Any = None, namespace: str = "/", to: Any = None, room: Any = None,
                    **_: Any) -> None:
         room = to if to is not None else room
-        args = args_of(data)
-        if self.history_size:
-            text = Entry("", room, None, event, args).to_json()
-            await self._retry(self.redis.xadd, f"{self.channel}:history:{namespace}", {"m": text},
-                              maxlen=self.history_size, approximate=True)
-        else:
-            await self._publish({"method": "emit", "event": event, "data": args, "binary": False,
-                                 "namespace": namespace, "room": room, "skip_sid": None, "callback": None})
+        self._sent += 1
+        keys = [f"{self.channel}:history:{namespace}"] if self.history_size else []
+        await self._retry(self._script, keys, [self.history_size, f"{self.host_id}:{self._sent}",
+                                               Entry("", room, None, event, args_of(data)).to_json(),
+                                               *channels_of(self.channel, namespace, room)])
 
     async def share(self, name: str, payload: dict[str, Any]) -> None:
         """Run the control `name` here (if this process handles it) and on every gateway and worker."""

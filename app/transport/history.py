@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from ..tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.history")
+PAGE = 1000  # stream entries read per XRANGE
 
 
 @dataclass(slots=True)
@@ -233,11 +234,17 @@ class RedisHistory(History):
         first = entries(await self.redis.xrange(stream, "-", "+", count=1))
         if not first or stream_order(first[0].offset) > order:
             return None  # trimmed past it, or the stream started again (Redis lost its data)
-        return entries(await self.redis.xrange(stream, f"({offset}", "+", count=self.size + 1))
+        found: list[Entry] = []
+        while True:  # to the stream's end: a stream trimmed with `~` holds somewhat more than `size`
+            page = entries(await self.redis.xrange(stream, f"({offset}", "+", count=PAGE))
+            found += page
+            if len(page) < PAGE:
+                return found
+            offset = page[-1].offset
 
     async def for_room(self, namespace: str, room: Any) -> list[Entry]:
-        held = entries(await self.redis.xrange(self.stream(namespace), "-", "+", count=self.size))
-        return [entry for entry in held if entry.reaches("", (room,))]
+        newest = entries(await self.redis.xrevrange(self.stream(namespace), "+", "-", count=self.size))
+        return [entry for entry in reversed(newest) if entry.reaches("", (room,))]
 
     # -- sessions: written behind the connection (never on its path), taken once --------------------------
 

@@ -1,7 +1,6 @@
 """The client manager behind every emit: rooms hold Socket.IO and raw-WebSocket clients alike."""
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -38,7 +37,6 @@ class FanoutManager(socketio.AsyncManager):
         self.recent: dict[str, deque[Entry]] = {}  # namespace → entries delivered here lately, in order
         self.frontier: dict[str, str] = {}  # namespace → the offset of the last entry delivered here
         self.floor: dict[str, str] = {}  # namespace → the offset just before `recent`'s first entry
-        self.advanced = asyncio.Event()  # set whenever a frontier moves (Redis: read back from the stream)
         # sid → the offset it stands at, while it is being connected (or follows a room): room events
         # wait for its replay, which brings them in order
         self.recovering: dict[str, str] = {}
@@ -110,6 +108,11 @@ class FanoutManager(socketio.AsyncManager):
         else:
             await self.deliver_live(namespace, room, skip_sid, event, args_of(data))
 
+    async def position(self, namespace: str) -> str:
+        """The offset a new client starts from: everything after it is new to it."""
+        assert self.history is not None
+        return self.frontier.get(namespace) or self.history.head(namespace)
+
     def local_sid(self, namespace: str, room: Any, skip_sid: Any = None) -> str | None:
         """The Engine.IO id of this instance's connection when `room` names one (a reply, not kept)."""
         if skip_sid is None and isinstance(room, str):
@@ -144,7 +147,6 @@ class FanoutManager(socketio.AsyncManager):
         # only now: a client that starts following from the frontier has had this entry already (set before
         # the delivery, one held back for its replay meanwhile would have been skipped by both)
         self.frontier[namespace] = entry.offset
-        self.advanced.set()
 
     def delivered_since(self, namespace: str, offset: str, strict: bool = False) -> list[Entry] | None:
         """The entries delivered here after `offset`, oldest first; None if they are no longer all known.
@@ -164,20 +166,6 @@ class FanoutManager(socketio.AsyncManager):
                 return None  # the deque starts after `offset`: some in between are gone
         newer.reverse()
         return newer
-
-    async def caught_up(self, namespace: str, offset: str, timeout: float) -> bool:
-        """Wait until this instance has delivered the entry at `offset` (a client may come from an
-        instance that read the stream further); False after `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        target = stream_order(offset)
-        while stream_order(self.frontier.get(namespace, "0-0")) < target:
-            self.advanced.clear()
-            try:
-                await asyncio.wait_for(self.advanced.wait(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                return False
-        return True
 
     async def deliver(self, namespace: str, participants: Iterable[tuple[str, str]], skip_sid: Any, event: str,
                       args: list[Any], offset: str | None = None) -> None:

@@ -19,18 +19,19 @@ if TYPE_CHECKING:
     from .server import PonteServer
 
 log = logging.getLogger("ponte.recovery")
-CATCH_UP = 2.0  # seconds to wait for this instance to read as far as a client from another one has
 
 
 @dataclass
 class Attempt:
     """One connect, as recovery sees it: the session it got back (if any), the events it missed, the
-    offset it stands at, and whether it asked (came with a pid)."""
+    offset it stands at, whether it asked (came with a pid), and how far the history was read for it
+    (`until`: what follows comes live)."""
 
     since: str
     session: Session | None = None
     missed: list[Entry] = field(default_factory=list)
     asked: bool = False
+    until: str = ""
 
 
 class Recoveries:
@@ -39,6 +40,8 @@ class Recoveries:
     def __init__(self, server: PonteServer) -> None:
         self.server = server
         self.pids: dict[str, str] = {}  # sid → its private session id
+        # sid → entries of a room it follows that came before this instance heard the room, for its replay
+        self.unheard: dict[str, list[Entry]] = {}
         self.socketio_offsets = False  # SOCKETIO_OFFSETS: see `wants_offsets`
 
     @property
@@ -58,7 +61,8 @@ class Recoveries:
             attempt.session, missed = await self.restore(handler, eio_sid, namespace, data, pid, since)
             attempt.missed = missed or []
         if attempt.session is None:
-            attempt.since = self.manager.frontier.get(namespace) or history.head(namespace)
+            attempt.since = await self.manager.position(namespace)
+        attempt.until = attempt.missed[-1].offset if attempt.missed else attempt.since
         return attempt
 
     def hold(self, sid: str, namespace: str, attempt: Attempt | None) -> None:
@@ -72,6 +76,7 @@ class Recoveries:
     def refused(self, sid: str, namespace: str, attempt: Attempt | None) -> None:
         """The connect handler refused it: a session it brought stays for its owner."""
         self.manager.recovering.pop(sid, None)
+        self.unheard.pop(sid, None)
         if attempt is not None and attempt.session is not None:
             self.manager.history.save(namespace, attempt.session, connected=False)
 
@@ -97,7 +102,7 @@ class Recoveries:
         if attempt.asked and metrics is not None:
             metrics.recoveries.labels(namespace, "recovered" if recovered else "not_recovered").inc()
         if sid in self.manager.recovering:
-            self.replay(namespace, sid, eio_sid, missed, missed[-1].offset if missed else attempt.since)
+            self.replay(namespace, sid, eio_sid, missed, attempt.until)
 
     def wants_offsets(self, data: Any) -> bool:
         """Whether a Socket.IO client's events carry their offset as a last argument, as the official
@@ -131,6 +136,8 @@ class Recoveries:
             return None, None
         try:
             session = await history.take(namespace, pid, user)
+            if session is not None and history.shared:  # what is sent to its rooms from now on comes live
+                await self.manager.listening(namespace, [*session.rooms, session.sid])
             missed = await self.missed(namespace, offset) if session is not None else None
         except Exception as exc:  # noqa: BLE001 - the history is out of reach (Redis down): not recovered
             log.warning("recovery not possible: history unavailable (%s: %s)", type(exc).__name__, exc)
@@ -140,19 +147,13 @@ class Recoveries:
         return session, missed
 
     async def missed(self, namespace: str, offset: str) -> list[Entry] | None:
-        """The events after `offset` that this instance has delivered so far, oldest first; None if they
-        are not all held (the client then connects as new: never a partial replay)."""
+        """The events after `offset`, oldest first; None if they are not all held (the client then connects
+        as new: never a partial replay). In Redis they are read from the stream, after this instance
+        subscribed to the client's rooms: this instance may not have heard those rooms meanwhile."""
         manager, history = self.manager, self.manager.history
-        if history.shared and not await manager.caught_up(namespace, offset, CATCH_UP):
-            return None  # it read further on another instance than this one has, for too long
-        local = manager.delivered_since(namespace, offset, strict=True)
-        if local is not None:  # what this instance delivered covers it: no need to read the history back
-            return local  # type: ignore[no-any-return]
-        fetched = await history.since(namespace, offset)
-        if fetched is None:
-            return None
-        frontier = stream_order(manager.frontier.get(namespace) or offset)
-        return [entry for entry in fetched if stream_order(entry.offset) <= frontier]  # later ones come live
+        if not history.shared:
+            return manager.delivered_since(namespace, offset, strict=True)  # type: ignore[no-any-return]
+        return await history.since(namespace, offset)  # type: ignore[no-any-return]
 
     def replay(self, namespace: str, sid: str, eio_sid: str, missed: list[Entry], last: str | None) -> None:
         """Write what a connecting client missed and what was sent while it connected, then let room
@@ -163,7 +164,12 @@ class Recoveries:
         if tail is None:  # also a client that connected before this instance knew its streams' heads
             # (start-up waits for them while Redis answers): it reconnects and gets a known offset
             log.warning("recovery of %s: events sent while it connected are no longer held; closing it", sid)
+            self.unheard.pop(sid, None)
             return self.server.write_close(eio_sid, "resync: reconnect")
+        unheard = self.unheard.pop(sid, None)
+        if unheard:  # a followed room's events this instance did not hear: in offset order, once each
+            tail = sorted({entry.offset: entry for entry in (*unheard, *tail)}.values(),
+                          key=lambda entry: stream_order(entry.offset))
         rooms = manager.get_rooms(sid, namespace)
         for entry in (*missed, *(entry for entry in tail if self.reaches(namespace, entry, sid, rooms))):
             self.server.write_now(eio_sid, self.encode(namespace, eio_sid, entry.event, entry.args, entry.offset))
@@ -189,7 +195,7 @@ class Recoveries:
         eio_sid = manager.eio_sid_from_sid(sid, namespace)
         connecting = sid in manager.recovering  # its connect's replay brings what comes from now on
         since = manager.recovering.setdefault(sid, manager.frontier.get(namespace) or history.head(namespace))
-        manager.basic_enter_room(sid, namespace, room)
+        await manager.enter_room(sid, namespace, room)  # in Redis: subscribed before the history is read
         try:
             held = await history.for_room(namespace, room)
         except Exception:  # noqa: BLE001 - the history is out of reach: the room's live events only
@@ -202,6 +208,9 @@ class Recoveries:
         until = stream_order(since)
         earlier = [entry for entry in held
                    if stream_order(entry.offset) <= until and self.reaches(namespace, entry, sid, [room])]
+        later = [entry for entry in held if stream_order(entry.offset) > until]
+        if later:  # sent to it after `since`, perhaps before this instance heard the room: the replay merges them
+            self.unheard.setdefault(sid, []).extend(later)
         for n, entry in enumerate(earlier, 1):
             # as it was sent, without its offset (the client stands further on), but for the last one: it
             # carries where the client stands now (`since`), so that coming back later does not repeat these
@@ -251,6 +260,8 @@ class Recoveries:
         history = self.manager.history
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace) if history is not None else None
         pid = self.pids.pop(sid, None) if sid is not None else None
+        if sid is not None:
+            self.unheard.pop(sid, None)
         if pid is None or sid is None:
             return
         reasons = self.server.reason
@@ -261,6 +272,7 @@ class Recoveries:
 
     def departed(self, sid: str, namespace: str) -> None:
         """A client has left without `left` (the server disconnected it): its session is not kept."""
+        self.unheard.pop(sid, None)
         pid = self.pids.pop(sid, None)
         if pid is not None and self.manager.history is not None:
             self.manager.history.forget(namespace, pid)

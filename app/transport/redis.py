@@ -1,11 +1,19 @@
-"""Fan-out across instances through Redis pub/sub, in python-socketio's own message format, so a
-worker using python-socketio's write-only `AsyncRedisManager` emits to our clients too.
+"""Fan-out across instances through Redis: one pub/sub channel per room (channels.py), so that an
+instance hears only the rooms it has members in, plus python-socketio's shared channel, so that a worker
+using python-socketio's write-only `AsyncRedisManager` emits to our clients too.
 
 Unlike python-socketio's `AsyncRedisManager`, only what must cross instances crosses Redis: a reply
 to a client of this instance is delivered locally and never published, publishing is batched
 through one bounded outbox (emits never wait for Redis), and a lost Redis is retried with a short,
 bounded back-off while local delivery carries on. Every message that could not be published is
 counted and logged.
+
+With history on, an event to rooms goes into its namespace's stream and out on its rooms' channels in
+one Lua call; every instance with a member in one of those rooms delivers it when it hears it, this one
+too, so all deliver the same events in the same order with the same offsets. When its connection to
+Redis comes back, an instance subscribes to its channels again and reads the stream from the last
+offset it delivered, so that nothing sent meanwhile to its rooms is lost (a gap the stream no longer
+holds is counted and logged).
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from redis.utils import HIREDIS_AVAILABLE
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from .channels import PUBLISH_SCRIPT, RoomChannels, channels_of, room_channel, split_message
 from .history import Entry, RedisHistory, entries, stream_order
 from .manager import FanoutManager, args_of
 from ..tasks import stop, stop_if_cancelled
@@ -30,6 +39,8 @@ from ..tasks import stop, stop_if_cancelled
 log = logging.getLogger("ponte.redis")
 BATCH = 256
 RETRY_MAX = 1.0  # seconds between reconnection attempts, at most: fan-out resumes well within 5 s
+READY_WAIT = 2.0  # seconds an entering client waits for its room's subscription before going on
+HELD_MAX = 100_000  # messages held while catching up after a reconnection; past it, read from the stream
 
 
 class PubSubMessage(BaseModel):
@@ -95,7 +106,7 @@ async def listen(client: aioredis.Redis, channel: str, receive: Callable[[Any], 
 
 
 class RedisFanoutManager(FanoutManager):
-    """FanoutManager plus a Redis channel shared by every instance."""
+    """FanoutManager plus Redis: a channel per room with local members, and one shared by every instance."""
 
     def __init__(self, client: aioredis.Redis, channel: str = "socketio", send_queue_limit: int = 1024,
                  outbox_limit: int = 10000) -> None:
@@ -105,7 +116,12 @@ class RedisFanoutManager(FanoutManager):
         self.host_id = uuid.uuid4().hex
         # what goes to Redis, in order: (None, pub/sub message) or (namespace, history entry to XADD)
         self.outbox: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue(outbox_limit)
-        self.subscribed = False
+        self.heard = RoomChannels(channel)  # the channels this instance listens on
+        self._script = client.register_script(PUBLISH_SCRIPT)
+        self._sent = 0  # events to rooms this instance published (each message's sender is host:n)
+        self._last_copy = b""  # the last room message without an offset taken here (copies come in a row)
+        self._heads: dict[str, asyncio.Future[str | None]] = {}  # namespace → a read of its stream's head
+        self.subscribed = False  # every channel is subscribed and what was missed meanwhile is read
         self._said_down = False  # this outage was logged
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
@@ -126,7 +142,7 @@ class RedisFanoutManager(FanoutManager):
 
     def initialize(self) -> None:
         super().initialize()
-        jobs = [self._listen, self._publish_loop] + ([self._read_history] if self.history is not None else [])
+        jobs = [self._listen, self._publish_loop]
         self._tasks = [asyncio.get_running_loop().create_task(job()) for job in jobs]
 
     async def close(self, flush_timeout: float = 2.0) -> None:
@@ -141,14 +157,13 @@ class RedisFanoutManager(FanoutManager):
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room
-        if self.history is not None and callback is None and not self._is_local_sid(namespace, room):
+        if callback is not None or self._is_local_sid(namespace, room):  # acks and replies: here only
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
+        if self.history is not None:
             return await self.keep(namespace, room, skip_sid, event, args_of(data))
-        await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
-        if kwargs.get("ignore_queue") or callback is not None or self._is_local_sid(namespace, room):
-            return
-        args = list(data) if isinstance(data, tuple) else [data]
-        self.publish({"method": "emit", "event": event, "data": args, "binary": False, "namespace": namespace,
-                      "room": room, "skip_sid": skip_sid, "callback": None, "host_id": self.host_id})
+        await self.deliver_live(namespace, room, skip_sid, event, args_of(data))
+        if not kwargs.get("ignore_queue"):  # the other instances with members in those rooms, live too
+            self._queue(namespace, Entry("", room, skip_sid, event, args_of(data)))
 
     async def share(self, name: str, payload: dict[str, Any]) -> None:
         """Apply a change here at once and tell the other instances through Redis."""
@@ -156,14 +171,74 @@ class RedisFanoutManager(FanoutManager):
         self.publish({"method": f"ponte:{name}", "payload": payload, "host_id": self.host_id})
 
     async def keep(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
-        """An event to rooms goes into the namespace's stream; every instance, this one too, delivers it
-        when it reads it back, so all deliver the same events in the same order with the same offsets."""
+        """An event to rooms goes into the namespace's stream and out on its rooms' channels; every instance
+        with members there, this one too, delivers it when it hears it, so all deliver the same events in
+        the same order with the same offsets."""
         entry = Entry("", room, skip_sid, event, args)
+        if not self._queue(namespace, entry):
+            await self.deliver_unkept(namespace, entry)
+
+    def _queue(self, namespace: str, entry: Entry) -> bool:
+        """Queue an event to rooms for Redis; a full outbox counts as a loss (False)."""
         try:
             self.outbox.put_nowait((namespace, entry))
+            return True
         except asyncio.QueueFull:
             self._lost(1, "outbox full")
-            await self.deliver_unkept(namespace, entry)
+            return False
+
+    async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        """Enter a room and, if this instance had no member in it, wait (READY_WAIT at most) until Redis
+        has subscribed it to the room's channel: what is sent to the room from then on reaches the client."""
+        self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if room is not None:
+            await self.heard.ready([room_channel(self.channel, namespace, room)], READY_WAIT)
+
+    async def listening(self, namespace: str, rooms: list[Any]) -> bool:
+        """Subscribe to `rooms` (if no member holds them they go after LINGER) and wait for Redis to confirm:
+        a reconnecting client's rooms, before its missed events are read from the stream."""
+        channels = [self.heard.want(namespace, room) for room in rooms]
+        for room in rooms:
+            if room not in self.rooms.get(namespace, {}):
+                self.heard.drop(namespace, room)
+        return await self.heard.ready(channels, READY_WAIT)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if room is not None and len(self.rooms[namespace][room]) == 1:
+            self.heard.want(namespace, room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if room is not None and room not in self.rooms.get(namespace, {}):
+            self.heard.drop(namespace, room)
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        rooms = self._rooms_of.get(sid, ())
+        gone = [room for room in rooms if room is not None and len(self.rooms[namespace].get(room, ())) == 1]
+        super().basic_disconnect(sid, namespace, **kwargs)
+        for room in gone:
+            self.heard.drop(namespace, room)
+
+    async def position(self, namespace: str) -> str:
+        """Where a new client starts: the head of the namespace's stream, read after this instance
+        subscribed (one read shared by the clients connecting meanwhile), or what was delivered here last
+        if Redis does not answer."""
+        read = self._heads.get(namespace)
+        if read is None:
+            read = self._heads[namespace] = asyncio.ensure_future(self._head(namespace))
+            read.add_done_callback(lambda _: self._heads.pop(namespace, None))
+        try:
+            head = await asyncio.shield(read)
+        except Exception:  # noqa: BLE001 - Redis away: the frontier is still a place nothing is missed from
+            head = None
+        return await super().position(namespace) if head is None else max(
+            head, self.frontier.get(namespace, head), key=stream_order)
+
+    async def _head(self, namespace: str) -> str | None:
+        assert isinstance(self.history, RedisHistory)
+        newest = entries(await self.redis.xrevrange(self.history.stream(namespace), "+", "-", count=1))
+        return newest[0].offset if newest else None
 
     async def deliver_unkept(self, namespace: str, entry: Entry) -> None:
         """Deliver here an event that could not be kept: live, without an offset (its loss elsewhere is
@@ -195,8 +270,7 @@ class RedisFanoutManager(FanoutManager):
                             if namespace is None:
                                 pipe.publish(self.channel, item)
                             else:
-                                assert isinstance(self.history, RedisHistory)
-                                self.history.add(pipe, namespace, item.to_json())
+                                await self._publish_entry(pipe, namespace, item)
                         await pipe.execute()
                     self.published += len(batch)
                     break
@@ -209,74 +283,56 @@ class RedisFanoutManager(FanoutManager):
                             if namespace is not None:
                                 await self.deliver_unkept(namespace, item)
 
-    # -- the history streams: every event to rooms, read back in order by every instance ------------------
-
-    async def _read_history(self) -> None:
-        assert isinstance(self.history, RedisHistory)
+    async def _publish_entry(self, pipe: Any, namespace: str, entry: Entry) -> None:
+        """Queue on `pipe` the Lua call that keeps an event (history on) and publishes it on its rooms'
+        channels, both at once."""
+        self._sent += 1
         history = self.history
-        streams = {history.stream(namespace): namespace for namespace in self.server.namespace_handlers}
-        last: dict[str, str] = {}
-        delay = 0.1
-        while True:
-            stop_if_cancelled()
-            try:
-                if not last:
-                    last = await self._history_heads(streams)
-                    self.history_ready.set()
-                else:
-                    await self._check_trimmed(last)
-                delay = 0.1
-                flowing = False
-                while True:
-                    answer: Any = await (self._read_checked(last) if flowing else
-                                         self.redis.xread(last, count=BATCH, block=1000))  # type: ignore[arg-type]
-                    flowing = bool(answer)
-                    for stream, rows in answer or ():
-                        key = stream.decode() if isinstance(stream, bytes) else stream
-                        for entry in entries(rows):
-                            last[key] = entry.offset
-                            if entry.event:  # the marker that opens a stream reaches no one
-                                await self.deliver_entry(streams[key], entry)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry from where we were
-                log.warning("history stream unavailable (%s: %s); retrying", type(exc).__name__, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+        keys = [history.stream(namespace)] if isinstance(history, RedisHistory) else []
+        size = history.size if history is not None else 0
+        await self._script(keys, [size, f"{self.host_id}:{self._sent}", entry.to_json(),
+                                  *channels_of(self.channel, namespace, entry.room)], client=pipe)
 
-    async def _history_heads(self, streams: dict[str, str]) -> dict[str, str]:
+    # -- catching up: what was sent to this instance's rooms while it was not listening --------------------
+
+    async def _catch_up(self) -> None:
+        """Once every channel is subscribed: read where each stream stands (the first time), or what was
+        added to it since the last entry delivered here, for the rooms heard here (after a reconnection)."""
+        if not isinstance(self.history, RedisHistory):
+            return
+        if not self.history_ready.is_set():
+            await self._history_heads()
+            self.history_ready.set()
+            return
+        for namespace, offset in list(self.frontier.items()):
+            key = self.history.stream(namespace)
+            self._note_trimmed(key, offset, entries(await self.redis.xrange(key, "-", "+", count=1)))
+            while True:
+                rows = entries(await self.redis.xrange(key, f"({offset}", "+", count=BATCH))
+                for entry in rows:
+                    offset = entry.offset
+                    if entry.event and self.heard.covers(namespace, entry.room) and self._fresh(namespace, offset):
+                        await self.deliver_entry(namespace, entry)
+                if len(rows) < BATCH:
+                    break
+
+    async def _history_heads(self) -> None:
         """Where each stream ends now (opening an empty one with a marker, so offsets always have a
-        first entry to be compared with); every instance reads on from there."""
-        heads: dict[str, str] = {}
-        for key, namespace in streams.items():
+        first entry to be compared with); this instance delivers what follows."""
+        assert isinstance(self.history, RedisHistory)
+        for namespace in self.server.namespace_handlers:
+            key = self.history.stream(namespace)
             newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
             if not newest:
                 marker = Entry("", [], None, "", []).to_json()
-                await self.redis.xadd(key, {"m": marker}, maxlen=self.history.size if self.history else 1,
-                                      approximate=True)
+                await self.redis.xadd(key, {"m": marker}, maxlen=self.history.size, approximate=True)
                 newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
-            heads[key] = newest[0].offset
-            self.frontier.setdefault(namespace, heads[key])
-        return heads
+            self.frontier.setdefault(namespace, newest[0].offset)
 
-    async def _read_checked(self, last: dict[str, str]) -> Any:
-        """A read while entries flow: each stream's first entry and what follows `last`, in one transaction,
-        so that entries trimmed before this instance read them (it fell HISTORY_SIZE behind: a stopped or
-        starved process) are counted as a gap, never skipped silently. (A blocking read, when idle, is
-        answered by the first entry added: nothing can be trimmed past it unseen.)"""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key in last:
-                pipe.xrange(key, "-", "+", count=1)
-            pipe.xread(last, count=BATCH)  # type: ignore[arg-type]
-            *firsts, answer = await pipe.execute()
-        for (key, offset), first in zip(list(last.items()), firsts):
-            self._note_trimmed(key, offset, entries(first))
-        return answer
-
-    async def _check_trimmed(self, last: dict[str, str]) -> None:
-        """After an outage: entries trimmed before this instance read them are lost here, and counted."""
-        for key, offset in last.items():
-            self._note_trimmed(key, offset, entries(await self.redis.xrange(key, "-", "+", count=1)))
+    def _fresh(self, namespace: str, offset: str) -> bool:
+        """Whether an entry comes after the last one delivered here (else a copy, or one read already)."""
+        last = self.frontier.get(namespace)
+        return last is None or stream_order(offset) > stream_order(last)
 
     def _note_trimmed(self, key: str, offset: str, first: list[Entry]) -> None:
         """Count and say a gap when the stream now starts after `offset`, the last entry read here."""
@@ -307,20 +363,105 @@ class RedisFanoutManager(FanoutManager):
     # -- listening --------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        await listen(self.redis, self.channel, self._receive, self._on_subscription)
+        """Listen on every channel this instance needs, subscribing again (with a short, bounded back-off)
+        whenever Redis goes, then catching up from the streams."""
+        self.heard.keep(self.channel)
+        for namespace in self.server.namespace_handlers:
+            self.heard.keep(room_channel(self.channel, namespace, None), namespace)
+        delay = 0.1
+        while True:
+            stop_if_cancelled()
+            pubsub = self.redis.pubsub()
+            syncing: asyncio.Task[None] | None = None
+            try:
+                self.heard.reset()
+                await self.heard.sync(pubsub)
+                syncing = asyncio.get_running_loop().create_task(self._sync(pubsub))
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
+                if self.subscribed:
+                    delay = 0.1
+                self._on_subscription(False, exc)
+            finally:
+                await stop([syncing] if syncing is not None else [])
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _sync(self, pubsub: Any) -> None:
+        """Subscribe and unsubscribe as members come and go (a lost connection ends it: `_read` sees it)."""
+        heard = self.heard
+        while True:
+            heard.changed.clear()
+            due = heard.expire()
+            await heard.sync(pubsub)
+            try:
+                await asyncio.wait_for(heard.changed.wait(), due)
+            except TimeoutError:
+                pass
+
+    async def _read(self, pubsub: Any) -> None:
+        """Take every message, in the order Redis sent them; until every channel is confirmed and the
+        streams are caught up, messages wait (HELD_MAX of them: past it, they are read from the stream)."""
+        held: list[tuple[str, bytes]] | None = []
+        overflow = False
+        async for message in pubsub.listen():
+            kind = message["type"]
+            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+            if kind == "message":
+                if held is None:
+                    await self._take(channel, message["data"])
+                elif len(held) < HELD_MAX:
+                    held.append((channel, message["data"]))
+                else:
+                    overflow = True
+            elif kind == "subscribe":
+                if not self.heard.confirm(channel) and held is None:
+                    await self._catch_up()  # redis-py subscribed again by itself: something may be missed
+                if held is not None and self.heard.all_confirmed():
+                    await self._catch_up()
+                    for channel, data in held:
+                        await self._take(channel, data)
+                    if overflow:
+                        await self._catch_up()
+                    held, overflow = None, False
+                    self._on_subscription(True, None)
+
+    async def _take(self, channel: str, data: bytes) -> None:
+        """One message: python-socketio's or a control (the shared channel), or an event to rooms."""
+        where = self.heard.where.get(channel)
+        if where is None:
+            return  # a channel dropped a moment ago
+        namespace = where[0]
+        if not namespace:
+            return await self._receive(data)
+        try:
+            offset, sender, text = split_message(data)
+            entry = Entry.from_json("" if offset == "-" else offset, text)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed message on %s", channel)
+            return
+        if offset != "-":
+            if self._fresh(namespace, offset):
+                await self.deliver_entry(namespace, entry)
+        elif data != self._last_copy and not sender.startswith(self.host_id):
+            self._last_copy = data
+            await self.deliver_live(namespace, entry.room, entry.skip, entry.event, entry.args)
 
     def _on_subscription(self, up: bool, error: Exception | None) -> None:
         if error is not None and (self.subscribed or not self._said_down):  # once per outage
             log.warning("Redis unavailable (%s: %s); retrying", type(error).__name__, error)
             self._said_down = True
         self._said_down = self._said_down and not up
-        self._set_subscribed(up)
-
-    def _set_subscribed(self, value: bool) -> None:
-        if value and not self.subscribed:
+        if up and not self.subscribed:
             self.reconnects += 1
-            log.info("subscribed to Redis channel %r", self.channel)
-        self.subscribed = value
+            log.info("subscribed to Redis: %d channels", len(self.heard.where))
+        self.subscribed = up
 
     async def _receive(self, raw: bytes | str) -> None:
         try:
