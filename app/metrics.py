@@ -41,6 +41,9 @@ class Metrics:
             "ponte_preference_fallbacks", "Notification preferences Redis could not answer, by what was used instead: "
             "the last value read here (cache) or no optional type (safe)", ["source"], registry=r)
         self.redis_up = Gauge("ponte_redis_up", "1 while subscribed to Redis (when REDIS_URL is set)", registry=r)
+        self.redis_channels = Gauge("ponte_redis_channels", "Redis pub/sub channels this instance listens on: one per "
+                                    "room it has members in (or had, LINGER s ago), one per namespace, the shared one",
+                                    registry=r)
         self.database_up = Gauge("ponte_database_up", "1 while the results database answers (as /readyz says)",
                                  registry=r)
         lag = Histogram("ponte_event_loop_lag_seconds", "How late the event loop ran a callback due every 0.1 s",

@@ -59,6 +59,7 @@ async def metrics_page(request: web.Request) -> web.Response:
     state = redis_state(request.app[SIO_KEY])
     if state != "absent":
         metrics.redis_up.set(1 if state == "up" else 0)
+        metrics.redis_channels.set(len(request.app[SIO_KEY].manager.heard.where))
     database = await request.app[GATEWAY_KEY].services["database"].state()
     metrics.database_up.set(1 if database == "up" else 0)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -122,6 +122,7 @@ class RedisFanoutManager(FanoutManager):
         self._last_copy = b""  # the last room message without an offset taken here (copies come in a row)
         self._heads: dict[str, asyncio.Future[str | None]] = {}  # namespace → a read of its stream's head
         self.subscribed = False  # every channel is subscribed and what was missed meanwhile is read
+        self.received = 0  # messages heard on room and namespace channels
         self._said_down = False  # this outage was logged
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
@@ -440,6 +441,7 @@ class RedisFanoutManager(FanoutManager):
         namespace = where[0]
         if not namespace:
             return await self._receive(data)
+        self.received += 1
         try:
             offset, sender, text = split_message(data)
             entry = Entry.from_json("" if offset == "-" else offset, text)
