@@ -93,7 +93,8 @@ class Settings(BaseModel):
     redis_tls_verify: bool = Field(
         True, description="false accepts a managed Redis's self-signed certificate (Heroku Redis)")
     redis_channel: str = Field(
-        "socketio", description="the pub/sub channel (python-socketio's default, so its emitters need no setting)")
+        "socketio", description="the shared pub/sub channel (python-socketio's default, so its emitters need no "
+                                "setting), and the prefix of the rooms' channels and history streams")
     log_level: str = Field(
         "INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL; logs go to stdout, the access log never "
                             "prints query strings")
