@@ -192,7 +192,7 @@ class RedisFanoutManager(FanoutManager):
         """Enter a room and, if this instance had no member in it, wait (READY_WAIT at most) until Redis
         has subscribed it to the room's channel: what is sent to the room from then on reaches the client."""
         self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if room is not None:
+        if room is not None and self.subscribed:  # Redis away: no wait (the catch-up brings what is missed)
             await self.heard.ready([room_channel(self.channel, namespace, room)], READY_WAIT)
 
     async def listening(self, namespace: str, rooms: list[Any]) -> bool:
@@ -202,7 +202,7 @@ class RedisFanoutManager(FanoutManager):
         for room in rooms:
             if room not in self.rooms.get(namespace, {}):
                 self.heard.drop(namespace, room)
-        return await self.heard.ready(channels, READY_WAIT)
+        return self.subscribed and await self.heard.ready(channels, READY_WAIT)
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -215,8 +215,8 @@ class RedisFanoutManager(FanoutManager):
             self.heard.drop(namespace, room)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        rooms = self._rooms_of.get(sid, ())
-        gone = [room for room in rooms if room is not None and len(self.rooms[namespace].get(room, ())) == 1]
+        members = self.rooms.get(namespace, {})
+        gone = [room for room in self._rooms_of.get(sid, ()) if room is not None and len(members.get(room, ())) == 1]
         super().basic_disconnect(sid, namespace, **kwargs)
         for room in gone:
             self.heard.drop(namespace, room)
@@ -395,12 +395,18 @@ class RedisFanoutManager(FanoutManager):
             delay = min(delay * 2, RETRY_MAX)
 
     async def _sync(self, pubsub: Any) -> None:
-        """Subscribe and unsubscribe as members come and go (a lost connection ends it: `_read` sees it)."""
+        """Subscribe and unsubscribe as members come and go. A command that fails leaves the connection in
+        doubt: it is closed, so that `_read` fails and everything is subscribed again on a new one."""
         heard = self.heard
         while True:
             heard.changed.clear()
             due = heard.expire()
-            await heard.sync(pubsub)
+            try:
+                await heard.sync(pubsub)
+            except Exception as exc:  # noqa: BLE001 - start over on a new connection
+                log.warning("Redis subscription failed (%s: %s); subscribing again", type(exc).__name__, exc)
+                await pubsub.aclose()
+                return
             try:
                 await asyncio.wait_for(heard.changed.wait(), due)
             except TimeoutError:
@@ -432,6 +438,7 @@ class RedisFanoutManager(FanoutManager):
                         await self._catch_up()
                     held, overflow = None, False
                     self._on_subscription(True, None)
+        raise ConnectionError("the subscription ended")  # closed under it: subscribe again
 
     async def _take(self, channel: str, data: bytes) -> None:
         """One message: python-socketio's or a control (the shared channel), or an event to rooms."""
