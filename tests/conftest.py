@@ -26,6 +26,7 @@ from app.factory import new_event_loop
 from app.keys import SIO_KEY
 from app.logs import LogBudget
 from app.auth import USER_SCOPES
+from tests.cluster_fixture import redis_cluster  # noqa: F401 - a real three-master Redis Cluster
 from tests.fixtures.blog import blog_site  # noqa: F401 - the fixture blog, for crawl tests
 from tests.fixtures.console import browser, console, console_server  # noqa: F401 - the console in Chromium
 
