@@ -7,6 +7,6 @@
 - `raw.py`: the documented raw-WebSocket endpoints;
 - `manager.py`: rooms and fan-out (an emit encoded once per wire format); `redis.py`: the same
   across instances through Redis; `writer.py`: bounded writes to one WebSocket;
-- `cluster.py`: per-room fan-out on a Redis Cluster through sharded pub/sub;
+- `cluster.py`: per-room fan-out on a Redis Cluster through sharded pub/sub (tested, not wired in yet);
 - `codecs/`: each protocol's envelope and error message, strict JSON, and the Socket.IO packet grammar.
 """

@@ -6,6 +6,11 @@ channels spread over the shards instead of every message crossing every node.
 in a background task when the slot map changes) and whose `get_sharded_message` polls the nodes in turn
 instead of waiting on all of them. Here a lost shard is never papered over: `get()` raises, and the caller
 makes a new bus, subscribes everything again and catches up from history.
+
+Not wired in yet: `RedisFanoutManager` runs on one Redis (or Sentinel) with plain pub/sub. What wiring
+needs (issue 16): every other user of REDIS_URL (presence, limits, sessions, the job queue) on a cluster
+client, and a receiving side that takes events from several shards out of offset order (dedupe by offset,
+not by "after the last one"; catch-up from a safe point, not the last offset delivered).
 """
 from __future__ import annotations
 
