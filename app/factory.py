@@ -47,6 +47,7 @@ from .records import MemoryRecordStore, RedisRecordStore
 from .db import DatabaseStore, Records, open_database
 from .db.migrate import upgrade_at_start
 from .transport.history import History, RedisHistory
+from .transport.cluster import connect_cluster, is_cluster
 from .transport.redis import RedisFanoutManager, connect
 from .settings import Settings, SettingsError
 from .jobs import Collector as JobsCollector, Jobs, QueueJobs
@@ -174,10 +175,26 @@ def build_manager(settings: Settings) -> FanoutManager:
     client = connect(settings.redis_url, settings.redis_tls_verify, settings.redis_pool_size,
                      settings.redis_pool_timeout)
     manager = RedisFanoutManager(client, settings.redis_channel, settings.send_queue_limit)
+    if settings.redis_cluster_url:
+        manager.cluster = connect_cluster(settings.redis_cluster_url, settings.redis_pool_size)
     if settings.history_size:
         manager.history = RedisHistory(client, settings.redis_channel, settings.history_size,
                                        settings.recovery_window)
     return manager
+
+
+async def refuse_a_cluster(url: str | None) -> None:
+    """REDIS_URL on a Redis Cluster node would work for a while and then fail key by key (MOVED): say so
+    before serving. (A Redis that does not answer yet is not refused: it may be starting.)"""
+    if not url or url.startswith(("redis+sentinel:", "unix:")):
+        return
+    try:
+        cluster = await is_cluster(url)
+    except Exception:  # noqa: BLE001 - absent for now: the fan-out retries
+        return
+    if cluster:
+        raise SettingsError("REDIS_URL points at a Redis Cluster: give it a plain Redis (or Sentinel) for presence, "
+                            "sessions and jobs, and the cluster as REDIS_CLUSTER_URL for the rooms' channels")
 
 
 def known_events() -> set[str]:
@@ -206,6 +223,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
                                       settings.agent_backend_url, http)
     language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
+    await refuse_a_cluster(settings.redis_url)
     sio.start()
     history = sio.manager.history
     if history is not None:

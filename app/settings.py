@@ -84,6 +84,12 @@ class Settings(BaseModel):
         None, pattern=r"^(redis|rediss|redis\+sentinel|unix)://",
         description="redis://, rediss:// or redis+sentinel://host:port[,host:port]/db/service: every instance "
                     "behind it behaves as one")
+    redis_cluster_url: str | None = Field(
+        None, pattern=r"^rediss?://",
+        description="redis:// or rediss:// of a Redis Cluster node: the rooms' channels then ride Redis 7 sharded "
+                    "pub/sub (SSUBSCRIBE/SPUBLISH), spread over the cluster's shards; REDIS_URL still keeps "
+                    "presence, sessions, limits, preferences, jobs and the shared channel. Needs HISTORY_SIZE=0 "
+                    "(as socket.io's sharded adapter: no connection-state recovery)")
     redis_pool_size: int = Field(
         32, ge=2, le=1000, description="connections to Redis per instance; a burst waits for one (up to "
                                        "REDIS_POOL_TIMEOUT) rather than failing")
@@ -197,6 +203,11 @@ class Settings(BaseModel):
             _check_key_pair(self.jwt_public_key, self.jwt_private_key, asym)
         if sym and not self.jwt_secret:
             raise ValueError("JWT_SECRET is required for " + ",".join(sym))
+        if self.redis_cluster_url and not self.redis_url:
+            raise ValueError("REDIS_CLUSTER_URL needs REDIS_URL (presence, sessions, jobs stay on one Redis)")
+        if self.redis_cluster_url and self.history_size:
+            raise ValueError("REDIS_CLUSTER_URL needs HISTORY_SIZE=0: events to rooms are not kept for recovery "
+                             "when they are spread over a cluster's shards")
         if self.contracts_source == "transparencia" and not self.transparencia_api_key:
             raise ValueError("TRANSPARENCIA_API_KEY is required for CONTRACTS_SOURCE=transparencia")
         return self

@@ -30,6 +30,7 @@ from .settings import Settings
 from .tasks import every, stop
 from .transport.codecs import cidadao, omni
 from .transport.emitter import Emitter
+from .transport.cluster import connect_cluster
 from .transport.redis import connect
 
 log = logging.getLogger("ponte.worker")
@@ -62,7 +63,8 @@ async def work(settings: Settings, concurrency: int | None = None, signals: bool
     database = open_database(settings.database_url, settings.database_pool_size)
     retrying = await upgrade_at_start(database)
     records = Records(DatabaseStore(database), RedisRecordStore(client, settings.records_ttl))
-    emitter = Emitter(client, settings.redis_channel, settings.history_size, CODECS)
+    emitter = Emitter(client, settings.redis_channel, settings.history_size, CODECS,
+                      connect_cluster(settings.redis_cluster_url) if settings.redis_cluster_url else None)
     jobs = QueueJobs(records, client, f"{settings.redis_channel}-jobs", settings.max_queued_jobs)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=settings.chat_timeout))
     executions = ExecutionService(emitter, settings, records, jobs)

@@ -28,6 +28,7 @@ Event = tuple[str, str, bytes | None]  # (kind, channel, payload): "subscribe", 
 KINDS = {b"ssubscribe": "subscribe", b"sunsubscribe": "unsubscribe", b"smessage": "message"}
 # (stream key or None, MAXLEN ~ of the stream, text, channels, host id of the publishing instance)
 Item = tuple[str | None, int, str, list[str], str]
+INBOX = 10_000  # messages read from the shards and not yet taken
 
 
 class SubscriptionLost(Exception):
@@ -64,21 +65,23 @@ class ShardedBus:
         self.cluster = cluster
         self._shards: dict[str, AbstractConnection] = {}  # node name → this bus's connection to it
         self._readers: list[asyncio.Task[None]] = []
-        self._inbox: asyncio.Queue[Event | Exception] = asyncio.Queue()
+        # bounded: a reader that finds it full stops reading, Redis buffers, then cuts a subscriber that
+        # stays too slow (client-output-buffer-limit pubsub), which surfaces here as a lost shard
+        self._inbox: asyncio.Queue[Event | Exception] = asyncio.Queue(INBOX)
         self._where: dict[str, str] = {}  # channel → node it was subscribed on, even if its slot moved since
         self._leaving: Counter[str] = Counter()  # SUNSUBSCRIBEs sent and not yet confirmed
         self._lock = asyncio.Lock()  # one shard connection opened once; commands sent in call order
 
-    async def subscribe(self, channels: list[str]) -> None:
+    async def subscribe(self, *channels: str) -> None:
         """Send SSUBSCRIBE for `channels`; each confirmation comes out of `get()` as ("subscribe", channel, None)."""
         await self.cluster.initialize()  # reads the slot map once; a no-op after that
         for channel in channels:
             owner = self.cluster.get_node_from_key(channel)
             assert owner is not None  # None only when asking for a replica
             self._where[channel] = owner.name
-        await self._send("SSUBSCRIBE", channels, self._where.__getitem__)
+        await self._send("SSUBSCRIBE", list(channels), self._where.__getitem__)
 
-    async def unsubscribe(self, channels: list[str]) -> None:
+    async def unsubscribe(self, *channels: str) -> None:
         """Send SUNSUBSCRIBE for those of `channels` this bus subscribed; others are ignored."""
         known = [channel for channel in channels if channel in self._where]
         self._leaving.update(known)
@@ -128,9 +131,9 @@ class ShardedBus:
         try:
             while True:
                 kind, channel, data = await connection.read_response(push_request=True)
-                self._inbox.put_nowait(self._event(KINDS[kind], channel.decode(), data))
+                await self._inbox.put(self._event(KINDS[kind], channel.decode(), data))
         except Exception as exc:  # noqa: BLE001 - any failure means messages may be lost: the caller resyncs
-            self._inbox.put_nowait(exc)
+            await self._inbox.put(exc)
 
     def _event(self, kind: str, channel: str, data: bytes | int) -> Event:
         if kind == "unsubscribe":

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 from ..errors import PonteError
 from ..tasks import stop
 from .channels import PUBLISH_SCRIPT, channels_of
+from .cluster import ShardedPublisher
 from .codecs import Codec
 from .history import Entry
 from .manager import args_of
@@ -36,8 +37,11 @@ RETRY_FOR = 10.0  # seconds a write to Redis is retried before the job is told
 class Emitter:
     """What a job sees of the gateways: `emit`, `share`, `on_share` and `render_error`, as on PonteServer."""
 
-    def __init__(self, client: Any, channel: str, history_size: int, codecs: Mapping[str, Codec]) -> None:
+    def __init__(self, client: Any, channel: str, history_size: int, codecs: Mapping[str, Codec],
+                 cluster: Any = None) -> None:
         self.redis = client
+        # REDIS_CLUSTER_URL: events to rooms go out on the cluster's sharded channels (no history there)
+        self.sharded = ShardedPublisher(cluster) if cluster is not None else None
         self.channel = channel
         self.history_size = history_size
         self.codecs = codecs
@@ -52,10 +56,13 @@ class Emitter:
                    **_: Any) -> None:
         room = to if to is not None else room
         self._sent += 1
+        sender, text = f"{self.host_id}:{self._sent}", Entry("", room, None, event, args_of(data)).to_json()
+        channels = channels_of(self.channel, namespace, room)
+        if self.sharded is not None:
+            await self._retry(self.sharded.publish, [(None, 0, text, channels, sender)])
+            return
         keys = [f"{self.channel}:history:{namespace}"] if self.history_size else []
-        await self._retry(self._script, keys, [self.history_size, f"{self.host_id}:{self._sent}",
-                                               Entry("", room, None, event, args_of(data)).to_json(),
-                                               *channels_of(self.channel, namespace, room)])
+        await self._retry(self._script, keys, [self.history_size, sender, text, *channels])
 
     async def share(self, name: str, payload: dict[str, Any]) -> None:
         """Run the control `name` here (if this process handles it) and on every gateway and worker."""
@@ -76,6 +83,8 @@ class Emitter:
         if self._listener is not None:
             await stop([self._listener])
             self._listener = None
+        if self.sharded is not None:
+            await self.sharded.cluster.aclose()
 
     async def _publish(self, message: dict[str, Any]) -> None:
         await self._retry(self.redis.publish, self.channel,

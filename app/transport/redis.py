@@ -23,7 +23,7 @@ import logging
 import ssl
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -32,6 +32,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from .channels import PUBLISH_SCRIPT, RoomChannels, channels_of, room_channel, split_message
+from .cluster import Item, ShardedBus, ShardedPublisher
 from .history import Entry, RedisHistory, entries, stream_order
 from .manager import FanoutManager, args_of
 from ..tasks import stop, stop_if_cancelled
@@ -40,6 +41,7 @@ log = logging.getLogger("ponte.redis")
 BATCH = 256
 RETRY_MAX = 1.0  # seconds between reconnection attempts, at most: fan-out resumes well within 5 s
 READY_WAIT = 2.0  # seconds an entering client waits for its room's subscription before going on
+SEEN = 4096  # senders remembered to take an event to several rooms once
 HELD_MAX = 100_000  # messages held while catching up after a reconnection; past it, read from the stream
 
 
@@ -114,14 +116,18 @@ class RedisFanoutManager(FanoutManager):
         self.redis = client
         self.channel = channel
         self.host_id = uuid.uuid4().hex
-        # what goes to Redis, in order: (None, pub/sub message) or (namespace, history entry to XADD)
+        # what goes to Redis, in order: (None, shared channel message) or (namespace, (event to rooms, sender))
         self.outbox: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue(outbox_limit)
         self.heard = RoomChannels(channel)  # the channels this instance listens on
         self._script = client.register_script(PUBLISH_SCRIPT)
         self._sent = 0  # events to rooms this instance published (each message's sender is host:n)
-        self._last_copy = b""  # the last room message without an offset taken here (copies come in a row)
+        # senders (host:n) of the latest room messages without an offset: an event to several rooms comes
+        # once per room (one after another on one Redis, in any order from a cluster's shards)
+        self._seen: dict[str, None] = {}
+        self.cluster: Any = None  # REDIS_CLUSTER_URL: a RedisCluster that carries the rooms' channels
+        self._rooms_up = False
+        self._shared_up = False
         self._heads: dict[str, asyncio.Future[str | None]] = {}  # namespace → a read of its stream's head
-        self.subscribed = False  # every channel is subscribed and what was missed meanwhile is read
         self.received = 0  # messages heard on room and namespace channels
         self._said_down = False  # this outage was logged
         self.published = 0
@@ -141,6 +147,11 @@ class RedisFanoutManager(FanoutManager):
             "enter_room": self._remote_room, "leave_room": self._remote_room,
             "close_room": self._remote_close_room}
 
+    @property
+    def subscribed(self) -> bool:
+        """Every channel is subscribed, and what was missed meanwhile is read."""
+        return self._rooms_up and (self._shared_up or self.cluster is None)
+
     def initialize(self) -> None:
         super().initialize()
         jobs = [self._listen, self._publish_loop]
@@ -154,6 +165,8 @@ class RedisFanoutManager(FanoutManager):
         await stop(self._tasks)
         self._tasks = []
         await self.redis.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
@@ -181,8 +194,9 @@ class RedisFanoutManager(FanoutManager):
 
     def _queue(self, namespace: str, entry: Entry) -> bool:
         """Queue an event to rooms for Redis; a full outbox counts as a loss (False)."""
-        try:
-            self.outbox.put_nowait((namespace, entry))
+        self._sent += 1
+        try:  # the sender is fixed now: a batch sent again after an error is taken once
+            self.outbox.put_nowait((namespace, (entry, f"{self.host_id}:{self._sent}")))
             return True
         except asyncio.QueueFull:
             self._lost(1, "outbox full")
@@ -270,9 +284,11 @@ class RedisFanoutManager(FanoutManager):
                         for namespace, item in batch:
                             if namespace is None:
                                 pipe.publish(self.channel, item)
-                            else:
-                                await self._publish_entry(pipe, namespace, item)
+                            elif self.cluster is None:
+                                await self._publish_entry(pipe, namespace, *item)
                         await pipe.execute()
+                    if self.cluster is not None:
+                        await self._publish_sharded(batch)
                     self.published += len(batch)
                     break
                 except asyncio.CancelledError:
@@ -280,19 +296,25 @@ class RedisFanoutManager(FanoutManager):
                 except Exception as exc:  # noqa: BLE001 - Redis down: count, log, carry on
                     if attempt == 2:
                         self._lost(len(batch), f"{type(exc).__name__}: {exc}")
-                        for namespace, item in batch:  # this instance's clients still get them, live
-                            if namespace is not None:
-                                await self.deliver_unkept(namespace, item)
+                        for namespace, item in batch:  # this instance's clients still get them, live (without
+                            if namespace is not None and self.history is not None:  # history: they did)
+                                await self.deliver_unkept(namespace, item[0])
 
-    async def _publish_entry(self, pipe: Any, namespace: str, entry: Entry) -> None:
+    async def _publish_entry(self, pipe: Any, namespace: str, entry: Entry, sender: str) -> None:
         """Queue on `pipe` the Lua call that keeps an event (history on) and publishes it on its rooms'
         channels, both at once."""
-        self._sent += 1
         history = self.history
         keys = [history.stream(namespace)] if isinstance(history, RedisHistory) else []
         size = history.size if history is not None else 0
-        await self._script(keys, [size, f"{self.host_id}:{self._sent}", entry.to_json(),
-                                  *channels_of(self.channel, namespace, entry.room)], client=pipe)
+        await self._script(keys, [size, sender, entry.to_json(), *channels_of(self.channel, namespace, entry.room)],
+                           client=pipe)
+
+    async def _publish_sharded(self, batch: list[tuple[str | None, Any]]) -> None:
+        """The batch's events to rooms on the cluster's sharded channels (REDIS_CLUSTER_URL: no history)."""
+        items: list[Item] = [(None, 0, item[0].to_json(), channels_of(self.channel, namespace, item[0].room), item[1])
+                             for namespace, item in batch if namespace is not None]
+        if items:
+            await ShardedPublisher(self.cluster).publish(items)
 
     # -- catching up: what was sent to this instance's rooms while it was not listening --------------------
 
@@ -365,20 +387,25 @@ class RedisFanoutManager(FanoutManager):
 
     async def _listen(self) -> None:
         """Listen on every channel this instance needs, subscribing again (with a short, bounded back-off)
-        whenever Redis goes, then catching up from the streams."""
-        self.heard.keep(self.channel)
+        whenever Redis goes, then catching up from the streams. With a cluster (REDIS_CLUSTER_URL) the rooms'
+        and namespaces' channels are sharded there, and the shared channel is heard on REDIS_URL apart."""
+        if self.cluster is None:
+            self.heard.keep(self.channel)
+        else:
+            self._tasks.append(asyncio.get_running_loop().create_task(
+                listen(self.redis, self.channel, self._receive, self._on_shared)))
         for namespace in self.server.namespace_handlers:
             self.heard.keep(room_channel(self.channel, namespace, None), namespace)
         delay = 0.1
         while True:
             stop_if_cancelled()
-            pubsub = self.redis.pubsub()
+            pubsub: Any = self.redis.pubsub() if self.cluster is None else ShardedBus(self.cluster)
             syncing: asyncio.Task[None] | None = None
             try:
                 self.heard.reset()
                 await self.heard.sync(pubsub)
                 syncing = asyncio.get_running_loop().create_task(self._sync(pubsub))
-                await self._read(pubsub)
+                await self._read(self._events(pubsub))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
@@ -412,19 +439,27 @@ class RedisFanoutManager(FanoutManager):
             except TimeoutError:
                 pass
 
-    async def _read(self, pubsub: Any) -> None:
+    @staticmethod
+    async def _events(pubsub: Any) -> AsyncIterator[tuple[str, str, Any]]:
+        """(kind, channel, data) as a plain subscription or a cluster's `ShardedBus` gives them."""
+        if isinstance(pubsub, ShardedBus):
+            while True:
+                yield await pubsub.get()
+        async for message in pubsub.listen():
+            channel = message["channel"]
+            yield message["type"], channel.decode() if isinstance(channel, bytes) else channel, message["data"]
+
+    async def _read(self, events: AsyncIterator[tuple[str, str, Any]]) -> None:
         """Take every message, in the order Redis sent them; until every channel is confirmed and the
         streams are caught up, messages wait (HELD_MAX of them: past it, they are read from the stream)."""
         held: list[tuple[str, bytes]] | None = []
         overflow = False
-        async for message in pubsub.listen():
-            kind = message["type"]
-            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+        async for kind, channel, data in events:
             if kind == "message":
                 if held is None:
-                    await self._take(channel, message["data"])
+                    await self._take(channel, data)
                 elif len(held) < HELD_MAX:
-                    held.append((channel, message["data"]))
+                    held.append((channel, data))
                 else:
                     overflow = True
             elif kind == "subscribe":
@@ -458,8 +493,10 @@ class RedisFanoutManager(FanoutManager):
         if offset != "-":
             if self._fresh(namespace, offset):
                 await self.deliver_entry(namespace, entry)
-        elif data != self._last_copy and not sender.startswith(self.host_id):
-            self._last_copy = data
+        elif sender not in self._seen and not sender.startswith(self.host_id):
+            self._seen[sender] = None
+            if len(self._seen) > SEEN:
+                del self._seen[next(iter(self._seen))]
             await self.deliver_live(namespace, entry.room, entry.skip, entry.event, entry.args)
 
     def _on_subscription(self, up: bool, error: Exception | None) -> None:
@@ -467,10 +504,16 @@ class RedisFanoutManager(FanoutManager):
             log.warning("Redis unavailable (%s: %s); retrying", type(error).__name__, error)
             self._said_down = True
         self._said_down = self._said_down and not up
-        if up and not self.subscribed:
+        if up and not self._rooms_up:
             self.reconnects += 1
             log.info("subscribed to Redis: %d channels", len(self.heard.where))
-        self.subscribed = up
+        self._rooms_up = up
+
+    def _on_shared(self, up: bool, error: Exception | None) -> None:
+        """The shared channel's state, heard apart from the rooms' with a cluster."""
+        if error is not None and self._shared_up:
+            log.warning("Redis shared channel unavailable (%s: %s); retrying", type(error).__name__, error)
+        self._shared_up = up
 
     async def _receive(self, raw: bytes | str) -> None:
         try:

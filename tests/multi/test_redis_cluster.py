@@ -31,7 +31,7 @@ async def events(bus: ShardedBus, count: int) -> list[Event]:
 async def subscribed(cluster: RedisCluster, channels: list[str]) -> ShardedBus:
     """A bus subscribed to `channels`, every subscription confirmed."""
     bus = ShardedBus(cluster)
-    await bus.subscribe(channels)
+    await bus.subscribe(*channels)
     confirmed = await events(bus, len(channels))
     assert sorted(confirmed) == sorted(("subscribe", channel, None) for channel in channels)
     return bus
