@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     sio.manager.metrics = sio.metrics = metrics
     if isinstance(sio.manager, RedisFanoutManager):
         sio.manager.on_lost = lambda count, why: metrics.publish_failures.inc(count)
-        sio.manager.on_gap = metrics.history_gaps.inc
+        sio.manager.listener.on_gap = metrics.history_gaps.inc
     prefs = (RedisPreferenceStore(sio.manager.redis) if isinstance(sio.manager, RedisFanoutManager)
              else MemoryPreferenceStore())
     if isinstance(prefs, RedisPreferenceStore):
@@ -230,7 +230,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         history.start()
         if isinstance(sio.manager, RedisFanoutManager):  # serve once the streams' heads are known, if Redis answers
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sio.manager.history_ready.wait(), HISTORY_READY_WAIT)
+                await asyncio.wait_for(sio.manager.listener.history_ready.wait(), HISTORY_READY_WAIT)
         if history.shared:
             sio.manager.watchers.append(sio.recovery.room_changed)
     tasks = [asyncio.create_task(every(min(5.0, settings.idle_timeout / 4), sweep, sio, settings)),

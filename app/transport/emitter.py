@@ -28,7 +28,7 @@ from .cluster import ShardedPublisher
 from .codecs import Codec
 from .history import Entry
 from .manager import args_of
-from .redis import listen
+from .listener import listen
 
 log = logging.getLogger("ponte.emitter")
 RETRY_FOR = 10.0  # seconds a write to Redis is retried before the job is told

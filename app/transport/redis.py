@@ -23,7 +23,7 @@ import logging
 import ssl
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -31,18 +31,16 @@ from pydantic import BaseModel, ValidationError
 from redis.utils import HIREDIS_AVAILABLE
 from socketio.redis_manager import parse_redis_sentinel_url
 
-from .channels import PUBLISH_SCRIPT, RoomChannels, channels_of, room_channel, split_message
-from .cluster import Item, ShardedBus, ShardedPublisher
+from .channels import PUBLISH_SCRIPT, channels_of, room_channel
+from .cluster import Item, ShardedPublisher
 from .history import Entry, RedisHistory, entries, stream_order
+from .listener import RoomListener
 from .manager import FanoutManager, args_of
 from ..tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.redis")
-BATCH = 256
-RETRY_MAX = 1.0  # seconds between reconnection attempts, at most: fan-out resumes well within 5 s
+BATCH = 256  # messages per pipeline to Redis
 READY_WAIT = 2.0  # seconds an entering client waits for its room's subscription before going on
-SEEN = 4096  # senders remembered to take an event to several rooms once
-HELD_MAX = 100_000  # messages held while catching up after a reconnection; past it, read from the stream
 
 
 class PubSubMessage(BaseModel):
@@ -78,35 +76,6 @@ def connect(url: str, tls_verify: bool = True, max_connections: int = 32, wait: 
     return aioredis.Redis(connection_pool=pool)
 
 
-async def listen(client: aioredis.Redis, channel: str, receive: Callable[[Any], Awaitable[None]],
-                 state: Callable[[bool, Exception | None], None]) -> None:
-    """Hand every message of a pub/sub channel to `receive`, subscribing again (with a short, bounded
-    back-off) whenever Redis goes; `state(True, None)` once subscribed, `state(False, error)` on a loss.
-    Gateways (`RedisFanoutManager`) and workers (`emitter.Emitter`) listen this way."""
-    delay = 0.1
-    while True:
-        stop_if_cancelled()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(channel)
-            state(True, None)
-            delay = 0.1
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    await receive(message["data"])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
-            state(False, exc)
-        finally:
-            try:
-                await pubsub.aclose()
-            except Exception:  # noqa: BLE001
-                pass
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX)
-
-
 class RedisFanoutManager(FanoutManager):
     """FanoutManager plus Redis: a channel per room with local members, and one shared by every instance."""
 
@@ -118,30 +87,17 @@ class RedisFanoutManager(FanoutManager):
         self.host_id = uuid.uuid4().hex
         # what goes to Redis, in order: (None, shared channel message) or (namespace, (event to rooms, sender))
         self.outbox: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue(outbox_limit)
-        self.heard = RoomChannels(channel)  # the channels this instance listens on
         self._script = client.register_script(PUBLISH_SCRIPT)
         self._sent = 0  # events to rooms this instance published (each message's sender is host:n)
-        # senders (host:n) of the latest room messages without an offset: an event to several rooms comes
-        # once per room (one after another on one Redis, in any order from a cluster's shards)
-        self._seen: dict[str, None] = {}
         self.cluster: Any = None  # REDIS_CLUSTER_URL: a RedisCluster that carries the rooms' channels
-        self._rooms_up = False
-        self._shared_up = False
         self._heads: dict[str, asyncio.Future[str | None]] = {}  # namespace → a read of its stream's head
-        self.received = 0  # messages heard on room and namespace channels
-        self._said_down = False  # this outage was logged
         self.published = 0
         self.publish_failures = 0  # messages that could not be published
-        self.history_gaps = 0  # times a history stream was found trimmed or lost past what was read here
-        # set once this instance knows where each history stream stands: a client connecting before that
-        # would get an offset the stream does not know (start-up waits for it while Redis answers)
-        self.history_ready = asyncio.Event()
-        self.on_gap: Callable[[], None] = lambda: None
-        self.reconnects = 0
         self.on_lost: Callable[[int, str], None] = lambda count, why: None
         self._last_warning = 0.0
-        self._last_gap_warning = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self.listener = RoomListener(self)  # what this instance hears, and whether it hears it
+        self.heard = self.listener.heard  # the channels it listens on
         self._handlers: dict[str, Callable[[PubSubMessage], Awaitable[None]]] = {
             "emit": self._remote_emit, "disconnect": self._remote_disconnect,
             "enter_room": self._remote_room, "leave_room": self._remote_room,
@@ -150,11 +106,11 @@ class RedisFanoutManager(FanoutManager):
     @property
     def subscribed(self) -> bool:
         """Every channel is subscribed, and what was missed meanwhile is read."""
-        return self._rooms_up and (self._shared_up or self.cluster is None)
+        return self.listener.subscribed
 
     def initialize(self) -> None:
         super().initialize()
-        jobs = [self._listen, self._publish_loop]
+        jobs = [self.listener.run, self._publish_loop]
         self._tasks = [asyncio.get_running_loop().create_task(job()) for job in jobs]
 
     async def close(self, flush_timeout: float = 2.0) -> None:
@@ -316,65 +272,6 @@ class RedisFanoutManager(FanoutManager):
         if items:
             await ShardedPublisher(self.cluster).publish(items)
 
-    # -- catching up: what was sent to this instance's rooms while it was not listening --------------------
-
-    async def _catch_up(self) -> None:
-        """Once every channel is subscribed: read where each stream stands (the first time), or what was
-        added to it since the last entry delivered here, for the rooms heard here (after a reconnection)."""
-        if not isinstance(self.history, RedisHistory):
-            return
-        if not self.history_ready.is_set():
-            await self._history_heads()
-            self.history_ready.set()
-            return
-        for namespace, offset in list(self.frontier.items()):
-            key = self.history.stream(namespace)
-            self._note_trimmed(key, offset, entries(await self.redis.xrange(key, "-", "+", count=1)))
-            while True:
-                rows = entries(await self.redis.xrange(key, f"({offset}", "+", count=BATCH))
-                for entry in rows:
-                    offset = entry.offset
-                    if entry.event and self.heard.covers(namespace, entry.room) and self._fresh(namespace, offset):
-                        await self.deliver_entry(namespace, entry)
-                if len(rows) < BATCH:
-                    break
-
-    async def _history_heads(self) -> None:
-        """Where each stream ends now (opening an empty one with a marker, so offsets always have a
-        first entry to be compared with); this instance delivers what follows."""
-        assert isinstance(self.history, RedisHistory)
-        for namespace in self.server.namespace_handlers:
-            key = self.history.stream(namespace)
-            newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
-            if not newest:
-                marker = Entry("", [], None, "", []).to_json()
-                await self.redis.xadd(key, {"m": marker}, maxlen=self.history.size, approximate=True)
-                newest = entries(await self.redis.xrevrange(key, "+", "-", count=1))
-            self.frontier.setdefault(namespace, newest[0].offset)
-
-    def _fresh(self, namespace: str, offset: str) -> bool:
-        """Whether an entry comes after the last one delivered here (else a copy, or one read already)."""
-        last = self.frontier.get(namespace)
-        return last is None or stream_order(offset) > stream_order(last)
-
-    def _note_trimmed(self, key: str, offset: str, first: list[Entry]) -> None:
-        """Count and say a gap when the stream now starts after `offset`, the last entry read here."""
-        if first and stream_order(first[0].offset) <= stream_order(offset):
-            return
-        self.history_gaps += 1
-        self.on_gap()
-        namespace = key.rpartition(":history:")[2]
-        if namespace in self.recent:  # what was delivered here no longer follows on without a gap: an offset
-            self.recent[namespace].clear()  # from before the stream's first entry (or now, for a stream that
-            # started again) is recovered from nowhere
-            self.floor[namespace] = first[0].offset if first else f"{int(time.time() * 1000)}-0"
-        now = time.monotonic()
-        if now - self._last_gap_warning > 5:  # one line per burst; ponte_history_gaps_total counts each
-            self._last_gap_warning = now
-            log.warning("history stream %s was trimmed past what this instance had read (it fell HISTORY_SIZE "
-                        "behind, or Redis lost its data): events were missed here (%d gaps so far); offsets "
-                        "from before are not recoverable", key, self.history_gaps)
-
     def _lost(self, count: int, why: str) -> None:
         self.publish_failures += count
         self.on_lost(count, why)
@@ -383,139 +280,8 @@ class RedisFanoutManager(FanoutManager):
             self._last_warning = now
             log.warning("could not publish to Redis (%s); %d messages lost so far", why, self.publish_failures)
 
-    # -- listening --------------------------------------------------------------------------------
-
-    async def _listen(self) -> None:
-        """Listen on every channel this instance needs, subscribing again (with a short, bounded back-off)
-        whenever Redis goes, then catching up from the streams. With a cluster (REDIS_CLUSTER_URL) the rooms'
-        and namespaces' channels are sharded there, and the shared channel is heard on REDIS_URL apart."""
-        if self.cluster is None:
-            self.heard.keep(self.channel)
-        else:
-            self._tasks.append(asyncio.get_running_loop().create_task(
-                listen(self.redis, self.channel, self._receive, self._on_shared)))
-        for namespace in self.server.namespace_handlers:
-            self.heard.keep(room_channel(self.channel, namespace, None), namespace)
-        delay = 0.1
-        while True:
-            stop_if_cancelled()
-            pubsub: Any = self.redis.pubsub() if self.cluster is None else ShardedBus(self.cluster)
-            syncing: asyncio.Task[None] | None = None
-            try:
-                self.heard.reset()
-                await self.heard.sync(pubsub)
-                syncing = asyncio.get_running_loop().create_task(self._sync(pubsub))
-                await self._read(self._events(pubsub))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
-                if self.subscribed:
-                    delay = 0.1
-                self._on_subscription(False, exc)
-            finally:
-                await stop([syncing] if syncing is not None else [])
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-
-    async def _sync(self, pubsub: Any) -> None:
-        """Subscribe and unsubscribe as members come and go. A command that fails leaves the connection in
-        doubt: it is closed, so that `_read` fails and everything is subscribed again on a new one."""
-        heard = self.heard
-        while True:
-            heard.changed.clear()
-            due = heard.expire()
-            try:
-                await heard.sync(pubsub)
-            except Exception as exc:  # noqa: BLE001 - start over on a new connection
-                log.warning("Redis subscription failed (%s: %s); subscribing again", type(exc).__name__, exc)
-                await pubsub.aclose()
-                return
-            try:
-                await asyncio.wait_for(heard.changed.wait(), due)
-            except TimeoutError:
-                pass
-
-    @staticmethod
-    async def _events(pubsub: Any) -> AsyncIterator[tuple[str, str, Any]]:
-        """(kind, channel, data) as a plain subscription or a cluster's `ShardedBus` gives them."""
-        if isinstance(pubsub, ShardedBus):
-            while True:
-                yield await pubsub.get()
-        async for message in pubsub.listen():
-            channel = message["channel"]
-            yield message["type"], channel.decode() if isinstance(channel, bytes) else channel, message["data"]
-
-    async def _read(self, events: AsyncIterator[tuple[str, str, Any]]) -> None:
-        """Take every message, in the order Redis sent them; until every channel is confirmed and the
-        streams are caught up, messages wait (HELD_MAX of them: past it, they are read from the stream)."""
-        held: list[tuple[str, bytes]] | None = []
-        overflow = False
-        async for kind, channel, data in events:
-            if kind == "message":
-                if held is None:
-                    await self._take(channel, data)
-                elif len(held) < HELD_MAX:
-                    held.append((channel, data))
-                else:
-                    overflow = True
-            elif kind == "subscribe":
-                if not self.heard.confirm(channel) and held is None:
-                    await self._catch_up()  # redis-py subscribed again by itself: something may be missed
-                if held is not None and self.heard.all_confirmed():
-                    await self._catch_up()
-                    for channel, data in held:
-                        await self._take(channel, data)
-                    if overflow:
-                        await self._catch_up()
-                    held, overflow = None, False
-                    self._on_subscription(True, None)
-        raise ConnectionError("the subscription ended")  # closed under it: subscribe again
-
-    async def _take(self, channel: str, data: bytes) -> None:
-        """One message: python-socketio's or a control (the shared channel), or an event to rooms."""
-        where = self.heard.where.get(channel)
-        if where is None:
-            return  # a channel dropped a moment ago
-        namespace = where[0]
-        if not namespace:
-            return await self._receive(data)
-        self.received += 1
-        try:
-            offset, sender, text = split_message(data)
-            entry = Entry.from_json("" if offset == "-" else offset, text)
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignored a malformed message on %s", channel)
-            return
-        if offset != "-":
-            if self._fresh(namespace, offset):
-                await self.deliver_entry(namespace, entry)
-        elif sender not in self._seen and not sender.startswith(self.host_id):
-            self._seen[sender] = None
-            if len(self._seen) > SEEN:
-                del self._seen[next(iter(self._seen))]
-            await self.deliver_live(namespace, entry.room, entry.skip, entry.event, entry.args)
-
-    def _on_subscription(self, up: bool, error: Exception | None) -> None:
-        if error is not None and (self.subscribed or not self._said_down):  # once per outage
-            log.warning("Redis unavailable (%s: %s); retrying", type(error).__name__, error)
-            self._said_down = True
-        self._said_down = self._said_down and not up
-        if up and not self._rooms_up:
-            self.reconnects += 1
-            log.info("subscribed to Redis: %d channels", len(self.heard.where))
-        self._rooms_up = up
-
-    def _on_shared(self, up: bool, error: Exception | None) -> None:
-        """The shared channel's state, heard apart from the rooms' with a cluster."""
-        if error is not None and self._shared_up:
-            log.warning("Redis shared channel unavailable (%s: %s); retrying", type(error).__name__, error)
-        self._shared_up = up
-
-    async def _receive(self, raw: bytes | str) -> None:
+    async def take_shared(self, raw: bytes | str) -> None:
+        """A message of the shared channel: python-socketio's (its emitters, room changes) or a control."""
         try:
             message = PubSubMessage.model_validate_json(raw)
         except ValidationError:

@@ -139,7 +139,7 @@ async def test_not_recovered_after_redis_lost_its_data(pair: Any, raw_to: Any, r
     redis_server.start()
     await until(lambda: a.app[SIO_KEY].manager.subscribed and b.app[SIO_KEY].manager.subscribed)
     # each instance finds its history stream gone and says so (ponte_history_gaps_total)
-    await until(lambda: a.app[SIO_KEY].manager.history_gaps > 0 and b.app[SIO_KEY].manager.history_gaps > 0)
+    await until(lambda: a.app[SIO_KEY].manager.listener.history_gaps > 0 and b.app[SIO_KEY].manager.listener.history_gaps > 0)
     await emit_on(where, a, 2)
 
     back, first = await connect(where, raw_to, b, pid=pid, since=since)

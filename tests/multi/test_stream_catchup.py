@@ -45,7 +45,7 @@ async def test_killed_subscriptions_miss_nothing(start_server: Any, redis_server
     assert [m["data"]["titulo"] for m in got] == [f"during {n}" for n in range(7)]
     offsets = [tuple(int(part) for part in m["offset"].split("-")) for m in got]
     assert offsets == sorted(set(offsets)), offsets
-    assert b.app[SIO_KEY].manager.history_gaps == 0
+    assert b.app[SIO_KEY].manager.listener.history_gaps == 0
 
 
 async def test_an_instance_that_falls_behind_counts_what_was_trimmed(
