@@ -90,9 +90,10 @@ def serve(port: int, redis_url: str, history_size: int, max_seconds: float) -> N
     settings = bench_settings(port).model_copy(update={"redis_url": redis_url, "history_size": history_size})
     app = build_app(settings)
     manager, received = app[SIO_KEY].manager, [0]
-    names = next(group for group in RECEIVERS if all(hasattr(manager, name) for name in group))
+    target = getattr(manager, "listener", manager)  # per-room channels: the manager's RoomListener
+    names = next(group for group in RECEIVERS if all(hasattr(target, name) for name in group))
     for name in names:
-        setattr(manager, name, counted(getattr(manager, name), received))
+        setattr(target, name, counted(getattr(target, name), received))
 
     async def report(request: web.Request) -> web.Response:
         from redis.utils import HIREDIS_AVAILABLE

@@ -72,14 +72,14 @@ async def test_rooms_spread_over_the_shards_and_reach_their_members_once(
     assert all(shard & rooms for shard in shards), shards  # every shard carries some of them
     assert set.union(*shards) >= rooms
 
-    before = manager(a).received, manager(b).received
+    before = manager(a).listener.received, manager(b).listener.received
     for n, user in enumerate(users):
         sender = b if n % 2 == 0 else a
         await sender.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {**NOTICE, "titulo": user}, room=f"user:{user}",
                                        namespace="/omni")
     for user, ws in zip(users, clients):
         assert (await ws.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"] == user
-    assert (manager(a).received - before[0], manager(b).received - before[1]) == (15, 15)
+    assert (manager(a).listener.received - before[0], manager(b).listener.received - before[1]) == (15, 15)
 
     await b.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {**NOTICE, "titulo": "both"}, room=["user:u0", "user:u2"],
                               namespace="/omni")

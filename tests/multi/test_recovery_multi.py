@@ -139,7 +139,8 @@ async def test_not_recovered_after_redis_lost_its_data(pair: Any, raw_to: Any, r
     redis_server.start()
     await until(lambda: a.app[SIO_KEY].manager.subscribed and b.app[SIO_KEY].manager.subscribed)
     # each instance finds its history stream gone and says so (ponte_history_gaps_total)
-    await until(lambda: a.app[SIO_KEY].manager.listener.history_gaps > 0 and b.app[SIO_KEY].manager.listener.history_gaps > 0)
+    gaps = [server.app[SIO_KEY].manager.listener for server in (a, b)]
+    await until(lambda: all(listener.history_gaps > 0 for listener in gaps))
     await emit_on(where, a, 2)
 
     back, first = await connect(where, raw_to, b, pid=pid, since=since)

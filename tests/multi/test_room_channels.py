@@ -56,13 +56,13 @@ async def test_an_instance_subscribes_while_it_has_members_and_hears_nothing_els
     channels = samples((await get(a, "/metrics"))[1])[("ponte_redis_channels", ())]
     assert channels == len(manager(a).heard.where) >= 4  # hers, her connection's, the namespaces', the shared one
 
-    before_a, before_b = manager(a).received, manager(b).received
+    before_a, before_b = manager(a).listener.received, manager(b).listener.received
     for n in range(200):
         await notice(b, f"user:nobody{n}", f"elsewhere {n}")
     await notice(b, "user:alice", "hers")
     assert (await ws.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"] == "hers"
-    assert manager(a).received - before_a == 1  # hers only
-    assert manager(b).received == before_b  # B has no member in any of those rooms
+    assert manager(a).listener.received - before_a == 1  # hers only
+    assert manager(b).listener.received == before_b  # B has no member in any of those rooms
 
     await ws.ws.close()
     await until(lambda: not heard(a, "user:alice"))
