@@ -7,10 +7,9 @@ in a background task when the slot map changes) and whose `get_sharded_message` 
 instead of waiting on all of them. Here a lost shard is never papered over: `get()` raises, and the caller
 makes a new bus, subscribes everything again and catches up from history.
 
-Not wired in yet: `RedisFanoutManager` runs on one Redis (or Sentinel) with plain pub/sub. What wiring
-needs (issue 16): every other user of REDIS_URL (presence, limits, sessions, the job queue) on a cluster
-client, and a receiving side that takes events from several shards out of offset order (dedupe by offset,
-not by "after the last one"; catch-up from a safe point, not the last offset delivered).
+Used with REDIS_CLUSTER_URL (listener.py reads a `ShardedBus`, redis.py and emitter.py publish through a
+`ShardedPublisher`), with HISTORY_SIZE=0: events spread over shards arrive in no global order, which the
+history's offsets would need. REDIS_URL stays a plain Redis for presence, sessions, limits and jobs.
 """
 from __future__ import annotations
 
