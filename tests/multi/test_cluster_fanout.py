@@ -3,6 +3,7 @@ spread over its shards, while presence, sessions and jobs stay on REDIS_URL."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from app.transport.cluster import connect_cluster
 from app.transport.emitter import Emitter
 from app.worker import CODECS
 from conftest import make_token
+from tests.app.test_cli import one_line_failure, run_app
 from tests.cluster_fixture import RedisClusterProcess
 from tests.multi.test_redis_faults import until
 
@@ -57,6 +59,12 @@ def test_a_cluster_needs_redis_url_and_no_history() -> None:
         Settings(jwt_secret="x" * 32, redis_cluster_url="redis://127.0.0.1:7000", history_size=0)
     with pytest.raises(ValueError, match="needs HISTORY_SIZE=0"):
         Settings(jwt_secret="x" * 32, redis_url="redis://127.0.0.1:6379", redis_cluster_url="redis://127.0.0.1:7000")
+
+
+def test_redis_url_on_a_cluster_is_refused_in_one_line(redis_cluster: RedisClusterProcess, tmp_path: Path) -> None:
+    """REDIS_URL pointing at a cluster node stops start-up with one line saying where the cluster goes."""
+    line = one_line_failure(run_app(REDIS_URL=redis_cluster.url, PORT="0", PONTE_HOME=str(tmp_path)))
+    assert "REDIS_URL points at a Redis Cluster" in line and "REDIS_CLUSTER_URL" in line, line
 
 
 async def test_rooms_spread_over_the_shards_and_reach_their_members_once(
