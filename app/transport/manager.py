@@ -148,13 +148,12 @@ class FanoutManager(socketio.AsyncManager):
         # the delivery, one held back for its replay meanwhile would have been skipped by both)
         self.frontier[namespace] = entry.offset
 
-    def delivered_since(self, namespace: str, offset: str, strict: bool = False) -> list[Entry] | None:
-        """The entries delivered here after `offset`, oldest first; None if they are no longer all known.
-        `strict` for an offset a client brought (it may predate everything here): nothing delivered yet
-        only means nothing missed if the client stands exactly where this instance does."""
+    def delivered_since(self, namespace: str, offset: str) -> list[Entry] | None:
+        """The entries delivered here after `offset`, oldest first (what a client being connected was held
+        back from); None if they are no longer all known."""
         recent = self.recent.get(namespace)
         if not recent:
-            return None if strict and self.frontier.get(namespace) != offset else []
+            return []
         after = stream_order(offset)
         newer: list[Entry] = []
         for entry in reversed(recent):

@@ -150,10 +150,7 @@ class Recoveries:
         """The events after `offset`, oldest first; None if they are not all held (the client then connects
         as new: never a partial replay). In Redis they are read from the stream, after this instance
         subscribed to the client's rooms: this instance may not have heard those rooms meanwhile."""
-        manager, history = self.manager, self.manager.history
-        if not history.shared:
-            return manager.delivered_since(namespace, offset, strict=True)  # type: ignore[no-any-return]
-        return await history.since(namespace, offset)  # type: ignore[no-any-return]
+        return await self.manager.history.since(namespace, offset)  # type: ignore[no-any-return]
 
     def replay(self, namespace: str, sid: str, eio_sid: str, missed: list[Entry], last: str | None) -> None:
         """Write what a connecting client missed and what was sent while it connected, then let room

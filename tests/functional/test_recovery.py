@@ -157,6 +157,20 @@ async def test_dropped_client_gets_exactly_what_it_missed(server: Any, raw_to: A
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_a_client_that_missed_nothing_comes_back_recovered(start_server: Any, raw_to: Any, endpoint: str) -> None:
+    """On a server that has sent nothing to rooms yet, a dropped client back with the offset of its first
+    message is recovered, `missed: 0` (the offset stands where the history does, though nothing is held)."""
+    server = await start_server()
+    where = await place(server, endpoint)
+    client, first = await connect(raw_to, server, where)
+    pid, since = first["recovery"]["pid"], first["offset"]
+    await drop(server, client, where, pid)
+    back, again = await connect(raw_to, server, where, pid=pid, since=since)
+    assert again["recovery"] == {"pid": pid, "recovered": True, "missed": 0}, again
+    assert await live(server, back, where, 1)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
 async def test_too_late_is_told_to_resync(start_server: Any, raw_to: Any, endpoint: str) -> None:
     """Back after RECOVERY_WINDOW: not recovered, `resync: true`, nothing replayed; live events flow."""
     server = await start_server(recovery_window=1)
