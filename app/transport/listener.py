@@ -217,7 +217,7 @@ class RoomListener:
         """Take every message, in the order Redis sent them; until every channel is confirmed and the
         streams are caught up, messages wait (HELD_MAX of them: past it, they are read from the stream)."""
         held: list[tuple[str, bytes]] | None = []
-        overflow = False
+        overflow = 0
         async for kind, channel, data in events:
             if kind == "message":
                 if held is None:
@@ -225,7 +225,7 @@ class RoomListener:
                 elif len(held) < HELD_MAX:
                     held.append((channel, data))
                 else:
-                    overflow = True
+                    overflow += 1
             elif kind == "subscribe":
                 if not self.heard.confirm(channel) and held is None:
                     await self._catch_up()  # redis-py subscribed again by itself: something may be missed
@@ -234,10 +234,18 @@ class RoomListener:
                     for channel, data in held:
                         await self._take(channel, data)
                     if overflow:
-                        await self._catch_up()
-                    held, overflow = None, False
+                        await self._overflowed(overflow)
+                    held, overflow = None, 0
                     self._on_subscription(True, None)
         raise ConnectionError("the subscription ended")  # closed under it: subscribe again
+
+    async def _overflowed(self, count: int) -> None:
+        """Messages dropped past HELD_MAX: read again from the streams, or (history off) counted as a gap."""
+        if isinstance(self.manager.history, RedisHistory):
+            return await self._catch_up()
+        self.history_gaps += 1
+        self.on_gap()
+        log.warning("%d messages arrived while catching up, more than could be held: lost here", count)
 
     async def _take(self, channel: str, data: bytes) -> None:
         """One message: python-socketio's or a control (the shared channel), or an event to rooms."""
