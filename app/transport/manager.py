@@ -40,6 +40,11 @@ class FanoutManager(socketio.AsyncManager):
         # sid → the offset it stands at, while it is being connected (or follows a room): room events
         # wait for its replay, which brings them in order
         self.recovering: dict[str, str] = {}
+        # sid → how far its replay went (an offset as stream_order): in Redis an entry it brought may still be
+        # on its way through this instance's subscription, and must not come a second time; forgotten once
+        # this instance delivered past the furthest of them (`_replayed_max`)
+        self.replayed: dict[str, tuple[int, int]] = {}
+        self._replayed_max = (-1, -1)
         self.with_offsets: set[str] = set()  # Socket.IO clients whose events carry their offset last
 
     async def share(self, name: str, payload: dict[str, Any]) -> None:
@@ -83,6 +88,7 @@ class FanoutManager(socketio.AsyncManager):
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         self.recovering.pop(sid, None)
+        self.replayed.pop(sid, None)
         self.with_offsets.discard(sid)
         for room in list(self._rooms_of.pop(sid, ())):
             super().basic_leave_room(sid, namespace, room)
@@ -147,6 +153,13 @@ class FanoutManager(socketio.AsyncManager):
         # only now: a client that starts following from the frontier has had this entry already (set before
         # the delivery, one held back for its replay meanwhile would have been skipped by both)
         self.frontier[namespace] = entry.offset
+        if self.replayed and stream_order(entry.offset) > self._replayed_max:
+            self.replayed.clear()  # whatever any replay brought has come through by now: nothing to hold back
+
+    def replayed_to(self, sid: str, offset: str) -> None:
+        """A connection's replay went as far as `offset`: what comes live up to there it has had already."""
+        until = self.replayed[sid] = stream_order(offset)
+        self._replayed_max = max(self._replayed_max, until)
 
     def delivered_since(self, namespace: str, offset: str) -> list[Entry] | None:
         """The entries delivered here after `offset`, oldest first (what a client being connected was held
@@ -173,6 +186,8 @@ class FanoutManager(socketio.AsyncManager):
         clients being connected: their replay brings it, in order."""
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         held = self.recovering if offset is not None and self.recovering else None
+        replayed = self.replayed if offset is not None and self.replayed else None
+        order = stream_order(offset) if replayed is not None and offset is not None else (0, 0)
         raw_data = payload_of(args)
         # form (Socket.IO: "", or "+" with the offset as last argument) → (text, frame)
         encoded: dict[str, tuple[str, bytes | None] | None] = {}
@@ -182,7 +197,8 @@ class FanoutManager(socketio.AsyncManager):
         keep = self.filters.get((namespace, event))
         delivered = 0
         for sid, eio_sid in participants:
-            if sid in skip or (held is not None and sid in held) or (keep is not None and not keep(sid, raw_data)):
+            if sid in skip or (held is not None and sid in held) or (keep is not None and not keep(sid, raw_data)) or (
+                    replayed is not None and sid in replayed and order <= replayed[sid]):
                 continue
             delivered += 1
             peer = peers.get(eio_sid)

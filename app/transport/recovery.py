@@ -170,6 +170,9 @@ class Recoveries:
         rooms = manager.get_rooms(sid, namespace)
         for entry in (*missed, *(entry for entry in tail if self.reaches(namespace, entry, sid, rooms))):
             self.server.write_now(eio_sid, self.encode(namespace, eio_sid, entry.event, entry.args, entry.offset))
+        furthest = max((last or "", *(entry.offset for entry in (*missed[-1:], *tail[-1:]))), key=stream_order)
+        if furthest:
+            manager.replayed_to(sid, furthest)
 
     def reaches(self, namespace: str, entry: Entry, sid: str, rooms: list[Any]) -> bool:
         keep = self.manager.filters.get((namespace, entry.event))
