@@ -200,6 +200,9 @@ class RedisHistory(History):
         self.redis = client
         self.prefix = prefix
         self.dirty: dict[tuple[str, str], Session | None] = {}  # sessions to write (None: delete)
+        # (stream, offset) → its entry, for the latest entries read back: in a reconnect storm every client
+        # reads much the same ones, decoded once (`size` of them at most)
+        self.decoded: dict[tuple[str, str], Entry] = {}
         self.failures = 0
         self._flusher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -236,15 +239,29 @@ class RedisHistory(History):
             return None  # trimmed past it, or the stream started again (Redis lost its data)
         found: list[Entry] = []
         while True:  # to the stream's end: a stream trimmed with `~` holds somewhat more than `size`
-            page = entries(await self.redis.xrange(stream, f"({offset}", "+", count=PAGE))
+            page = self._entries(stream, await self.redis.xrange(stream, f"({offset}", "+", count=PAGE))
             found += page
             if len(page) < PAGE:
                 return found
             offset = page[-1].offset
 
     async def for_room(self, namespace: str, room: Any) -> list[Entry]:
-        newest = entries(await self.redis.xrevrange(self.stream(namespace), "+", "-", count=self.size))
+        stream = self.stream(namespace)
+        newest = self._entries(stream, await self.redis.xrevrange(stream, "+", "-", count=self.size))
         return [entry for entry in reversed(newest) if entry.reaches("", (room,))]
+
+    def _entries(self, stream: str, rows: Any) -> list[Entry]:
+        """Stream rows as entries, each decoded once while it is among the latest `size` read."""
+        found = []
+        for entry_id, fields in rows or ():
+            key = (stream, _text(entry_id))
+            entry = self.decoded.get(key)
+            if entry is None:
+                entry = self.decoded[key] = Entry.from_json(key[1], fields[b"m"])
+                if len(self.decoded) > self.size:
+                    del self.decoded[next(iter(self.decoded))]
+            found.append(entry)
+        return found
 
     # -- sessions: written behind the connection (never on its path), taken once --------------------------
 
