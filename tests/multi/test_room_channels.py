@@ -169,3 +169,27 @@ async def test_every_room_is_heard_again_within_5_s_of_a_redis_restart(
         await notice(b, room, f"back {room}")
     for room, ws in zip(rooms, clients):
         assert (await ws.recv_kind("NOTIFICACAO_GERAL", timeout=TIMEOUT))["data"]["titulo"] == f"back {room}"
+
+
+async def test_without_history_each_member_gets_each_event_once(
+        start_server: Any, redis_server: Any, raw_to: Any) -> None:
+    """HISTORY_SIZE=0: an emitting instance delivers to its own members at once and the others hear the
+    rooms' channels; an event to two rooms reaches a member of both, and every member, once."""
+    a, b = [await start_server(redis_url=redis_server.url, history_size=0) for _ in range(2)]
+    await until(lambda: manager(a).subscribed and manager(b).subscribed)
+    alice_a, alice_b, bob_b = [await raw_to(server, "/ws", make_token(user))
+                               for server, user in ((a, "alice"), (b, "alice"), (b, "bob"))]
+    for ws in (alice_a, alice_b, bob_b):
+        await ws.send({"event": "SESSAO_PING", "data": {}})
+        await ws.recv_kind("SESSAO_PONG")
+    await notice(a, "user:alice", "one")
+    await a.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {**NOTICE, "titulo": "two"}, room=["user:alice", "user:bob"],
+                              namespace="/omni")
+    await b.app[SIO_KEY].emit("NOTIFICACAO_GERAL", {**NOTICE, "titulo": "three"}, room=["user:bob", "user:alice"],
+                              namespace="/omni")
+    for ws, titles in ((alice_a, ["one", "two", "three"]), (alice_b, ["one", "two", "three"]),
+                       (bob_b, ["two", "three"])):
+        got = [(await ws.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"] for _ in titles]
+        assert sorted(got) == sorted(titles), got
+        await ws.send({"event": "SESSAO_PING", "data": {"request_id": "end"}})
+        assert (await ws.recv())["event"] == "SESSAO_PONG"  # no copy
