@@ -306,14 +306,20 @@ def _dev_secret(path: Path) -> str:
 
 
 def _create_private(path: Path, secret: str) -> None:
-    """Write a file only its owner can read; if another process created it first, keep theirs."""
+    """Write a file only its owner can read; if another process created it first, keep theirs. It appears
+    whole or not at all (written aside, then linked into place): two instances started at once on a new
+    PONTE_HOME must not read it half written."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secret + "\n")
+        os.link(aside, path)
     except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as file:
-        file.write(secret + "\n")
+        pass
+    finally:
+        aside.unlink()
 
 
 def documented() -> list[tuple[str, str, str]]:

@@ -1,7 +1,9 @@
 """Settings come from the environment once, and bad ones stop start-up with one line."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,29 @@ def test_development_secret_is_generated_once(tmp_path: Path) -> None:
     assert first.jwt_secret and first.jwt_secret == second.jwt_secret
     assert first.dev_secret_path == str(tmp_path / "dev-jwt-secret")
     assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o777 == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["dev-jwt-secret"]  # nothing left beside it
+
+
+def test_instances_started_at_once_share_one_development_secret(tmp_path: Path) -> None:
+    """16 starts at the same moment on a new PONTE_HOME (two instances and a token command, say), 20 times
+    over: each reads the whole secret, the same one; none finds it half written."""
+    for n in range(20):
+        home, start, found = tmp_path / f"home{n}", threading.Barrier(16), []
+
+        def read() -> None:
+            start.wait()
+            try:
+                found.append(from_env({"PONTE_HOME": str(home)}).jwt_secret)
+            except SettingsError as exc:
+                found.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        secret: Any = (home / "dev-jwt-secret").read_text().strip()
+        assert found == [secret] * 16, found
 
 
 @pytest.mark.parametrize("env,home", [
