@@ -183,13 +183,13 @@ def build_manager(settings: Settings) -> FanoutManager:
     return manager
 
 
-async def refuse_a_cluster(url: str | None) -> None:
+async def refuse_a_cluster(manager: FanoutManager) -> None:
     """REDIS_URL on a Redis Cluster node would work for a while and then fail key by key (MOVED): say so
     before serving. (A Redis that does not answer yet is not refused: it may be starting.)"""
-    if not url or url.startswith(("redis+sentinel:", "unix:")):
+    if not isinstance(manager, RedisFanoutManager):
         return
     try:
-        cluster = await is_cluster(url)
+        cluster = await is_cluster(manager.redis)
     except Exception:  # noqa: BLE001 - absent for now: the fan-out retries
         return
     if cluster:
@@ -223,7 +223,7 @@ async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     services["agents"] = build_router(settings.llm_base_url, settings.llm_api_key, settings.llm_model,
                                       settings.agent_backend_url, http)
     language.load()  # before serving: loading holds the event loop (and the GIL) meanwhile
-    await refuse_a_cluster(settings.redis_url)
+    await refuse_a_cluster(sio.manager)
     sio.start()
     history = sio.manager.history
     if history is not None:

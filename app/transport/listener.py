@@ -28,33 +28,58 @@ SEEN = 4096  # senders remembered to take an event to several rooms once
 HELD_MAX = 100_000  # messages held while catching up after a reconnection
 
 
+async def retrying(run: Callable[[], Awaitable[None]], lost: Callable[[Exception], bool]) -> None:
+    """Run `run` again whenever it ends (Redis absent or gone: `lost(error)` is told), after a back-off that
+    doubles up to RETRY_MAX and starts over when `lost` says the run had got going."""
+    delay = 0.1
+    while True:
+        stop_if_cancelled()
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
+            if lost(exc):
+                delay = 0.1
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
+
+
+async def close_quietly(pubsub: Any) -> None:
+    """Close a subscription whose connection may be gone already."""
+    try:
+        await pubsub.aclose()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 async def listen(client: Any, channel: str, receive: Callable[[Any], Awaitable[None]],
                  state: Callable[[bool, Exception | None], None]) -> None:
     """Hand every message of a pub/sub channel to `receive`, subscribing again (with a short, bounded
     back-off) whenever Redis goes; `state(True, None)` once subscribed, `state(False, error)` on a loss.
-    Gateways (`RedisFanoutManager`) and workers (`emitter.Emitter`) listen this way."""
-    delay = 0.1
-    while True:
-        stop_if_cancelled()
+    Workers (`emitter.Emitter`) listen this way, and gateways to the shared channel beside a cluster."""
+    up = False
+
+    async def run() -> None:
+        nonlocal up
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
+            up = True
             state(True, None)
-            delay = 0.1
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     await receive(message["data"])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
-            state(False, exc)
         finally:
-            try:
-                await pubsub.aclose()
-            except Exception:  # noqa: BLE001
-                pass
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX)
+            await close_quietly(pubsub)
+
+    def lost(error: Exception) -> bool:
+        nonlocal up
+        was, up = up, False
+        state(False, error)
+        return was
+
+    await retrying(run, lost)
 
 
 class RoomListener:
@@ -159,31 +184,27 @@ class RoomListener:
             await stop(shared)
 
     async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            stop_if_cancelled()
-            cluster = self.manager.cluster
-            pubsub: Any = self.manager.redis.pubsub() if cluster is None else ShardedBus(cluster)
-            syncing: asyncio.Task[None] | None = None
-            try:
-                self.heard.reset()
-                await self.heard.sync(pubsub)
-                syncing = asyncio.get_running_loop().create_task(self._sync(pubsub))
-                await self._read(self._events(pubsub))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis absent or gone: retry, bounded
-                if self.subscribed:
-                    delay = 0.1
-                self._on_subscription(False, exc)
-            finally:
-                await stop([syncing] if syncing is not None else [])
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+        await retrying(self._attempt, self._lost)
+
+    async def _attempt(self) -> None:
+        """One connection: subscribe every channel, keep subscriptions in step with members, read."""
+        cluster = self.manager.cluster
+        pubsub: Any = self.manager.redis.pubsub() if cluster is None else ShardedBus(cluster)
+        syncing: asyncio.Task[None] | None = None
+        try:
+            self.heard.reset()
+            await self.heard.sync(pubsub)
+            syncing = asyncio.get_running_loop().create_task(self._sync(pubsub))
+            await self._read(self._events(pubsub))
+        finally:
+            await stop([syncing] if syncing is not None else [])
+            await close_quietly(pubsub)
+
+    def _lost(self, error: Exception) -> bool:
+        """The connection is gone: say so (once per outage); whether it had been up (a quick retry)."""
+        was = self.subscribed
+        self._on_subscription(False, error)
+        return was
 
     async def _sync(self, pubsub: Any) -> None:
         """Subscribe and unsubscribe as members come and go. A command that fails leaves the connection in
@@ -196,7 +217,7 @@ class RoomListener:
                 await heard.sync(pubsub)
             except Exception as exc:  # noqa: BLE001 - start over on a new connection
                 log.warning("Redis subscription failed (%s: %s); subscribing again", type(exc).__name__, exc)
-                await pubsub.aclose()
+                await close_quietly(pubsub)
                 return
             try:
                 await asyncio.wait_for(heard.changed.wait(), due)
@@ -258,18 +279,28 @@ class RoomListener:
         self.received += 1
         try:
             offset, sender, text = split_message(data)
+            if not self._first_copy(namespace, offset, sender):
+                return  # a copy of an event to several rooms, or one read already: not decoded again
             entry = Entry.from_json("" if offset == "-" else offset, text)
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed message on %s", channel)
             return
-        if offset != "-":
-            if self._fresh(namespace, offset):
-                await self.manager.deliver_entry(namespace, entry)
-        elif sender not in self._seen and not sender.startswith(self.manager.host_id):
-            self._seen[sender] = None
-            if len(self._seen) > SEEN:
-                del self._seen[next(iter(self._seen))]
+        if offset == "-":
             await self.manager.deliver_live(namespace, entry.room, entry.skip, entry.event, entry.args)
+        else:
+            await self.manager.deliver_entry(namespace, entry)
+
+    def _first_copy(self, namespace: str, offset: str, sender: str) -> bool:
+        """Whether this instance has not taken this event yet: by its offset (history on), else by its
+        sender, remembered for the latest SEEN (and never its own: it delivered those when it emitted them)."""
+        if offset != "-":
+            return self._fresh(namespace, offset)
+        if sender in self._seen or sender.startswith(self.manager.host_id):
+            return False
+        self._seen[sender] = None
+        if len(self._seen) > SEEN:
+            del self._seen[next(iter(self._seen))]
+        return True
 
     def _on_subscription(self, up: bool, error: Exception | None) -> None:
         if error is not None and (self.subscribed or not self._said_down):  # once per outage
