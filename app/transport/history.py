@@ -223,11 +223,7 @@ class RedisHistory(History):
             await stop([self._flusher])
             self._flusher = None
 
-    # -- entries: written by the fan-out manager's publisher (`add`), read back by every instance ----------
-
-    def add(self, pipe: Any, namespace: str, text: str) -> None:
-        """Queue one XADD on a pipeline; its result is the entry's offset."""
-        pipe.xadd(self.stream(namespace), {"m": text}, maxlen=self.size, approximate=True)
+    # -- entries: added with their rooms' messages (channels.PUBLISH_SCRIPT), read back by recovering clients --
 
     async def since(self, namespace: str, offset: str) -> list[Entry] | None:
         stream = self.stream(namespace)
@@ -323,7 +319,7 @@ def _number(entry: Entry) -> int:
 
 
 def entries(rows: Any) -> list[Entry]:
-    """Stream rows as redis-py returns them (XRANGE, or one stream's part of XREAD) as entries."""
+    """Stream rows as redis-py returns them (XRANGE, XREVRANGE) as entries."""
     return [Entry.from_json(_text(entry_id), fields[b"m"]) for entry_id, fields in rows or ()]
 
 
