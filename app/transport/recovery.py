@@ -138,19 +138,15 @@ class Recoveries:
             session = await history.take(namespace, pid, user)
             if session is not None and history.shared:  # what is sent to its rooms from now on comes live
                 await self.manager.listening(namespace, [*session.rooms, session.sid])
-            missed = await self.missed(namespace, offset) if session is not None else None
+            # what it missed, or None if not all of it is held (it then connects as new: never a partial replay);
+            # in Redis read from the stream, once its rooms are subscribed here (this instance may not have heard them)
+            missed = await history.since(namespace, offset) if session is not None else None
         except Exception as exc:  # noqa: BLE001 - the history is out of reach (Redis down): not recovered
             log.warning("recovery not possible: history unavailable (%s: %s)", type(exc).__name__, exc)
             return None, None
         if session is None or missed is None:
             return None, None
         return session, missed
-
-    async def missed(self, namespace: str, offset: str) -> list[Entry] | None:
-        """The events after `offset`, oldest first; None if they are not all held (the client then connects
-        as new: never a partial replay). In Redis they are read from the stream, after this instance
-        subscribed to the client's rooms: this instance may not have heard those rooms meanwhile."""
-        return await self.manager.history.since(namespace, offset)  # type: ignore[no-any-return]
 
     def replay(self, namespace: str, sid: str, eio_sid: str, missed: list[Entry], last: str | None) -> None:
         """Write what a connecting client missed and what was sent while it connected, then let room
@@ -170,7 +166,7 @@ class Recoveries:
         rooms = manager.get_rooms(sid, namespace)
         for entry in (*missed, *(entry for entry in tail if self.reaches(namespace, entry, sid, rooms))):
             self.server.write_now(eio_sid, self.encode(namespace, eio_sid, entry.event, entry.args, entry.offset))
-        furthest = max((last or "", *(entry.offset for entry in (*missed[-1:], *tail[-1:]))), key=stream_order)
+        furthest = max([last or "", *(written[-1].offset for written in (missed, tail) if written)], key=stream_order)
         if furthest:
             manager.replayed_to(sid, furthest)
 
