@@ -193,3 +193,28 @@ async def test_without_history_each_member_gets_each_event_once(
         assert sorted(got) == sorted(titles), got
         await ws.send({"event": "SESSAO_PING", "data": {"request_id": "end"}})
         assert (await ws.recv())["event"] == "SESSAO_PONG"  # no copy
+
+
+async def test_garbage_on_a_rooms_channel_is_skipped(start_server: Any, redis_server: Any, raw_to: Any) -> None:
+    """Whoever can write to Redis publishes garbage on alice's room channel (no fields, bad JSON, a bad
+    offset, a forged copy of nothing): the instance skips each, and her next event comes, alone."""
+    a = await start_server(redis_url=redis_server.url)
+    await until(lambda: manager(a).subscribed)
+    ws = await raw_to(a, "/ws", make_token("alice"))
+    await ws.send({"event": "SESSAO_PING", "data": {}})
+    await ws.recv_kind("SESSAO_PONG")
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        channel = room_channel("socketio", "/omni", "user:alice")
+        garbage = (b"nonsense", b"- x:1 {not json", b"9-9 x:2 {}", b'not-an-offset x:3 {"room": 1}',
+                   b"\xff\xfe \x00 \x01")
+        for message in garbage:
+            assert await admin.publish(channel, message) == 1
+    finally:
+        await admin.aclose()
+    await notice(a, "user:alice", "after")
+    following = await ws.recv()  # the very next message: no garbage came before it
+    assert (following["event"], following["data"]["titulo"]) == ("NOTIFICACAO_GERAL", "after"), following
+    await ws.send({"event": "SESSAO_PING", "data": {"request_id": "end"}})
+    assert (await ws.recv())["event"] == "SESSAO_PONG"  # nothing else reached her
+    assert manager(a).subscribed
