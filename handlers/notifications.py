@@ -49,6 +49,7 @@ class NotificationHandlers(PonteNamespace):
         self._loading: dict[str, asyncio.Event] = {}  # sub → set once their preferences are cached
         self._hooked: Any = None  # the server our filters and control handler are registered with
         self._unsure: set[str] = set()  # connected users whose cached preferences are a fallback
+        self._everyone: dict[Any, bool] = {}  # type → every connected user's preferences admit it (`_all_admit`)
         self._refreshing = False
 
     # -- messages ---------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class NotificationHandlers(PonteNamespace):
             self._users[sub] = count
         else:
             self._users.pop(sub, None)
-            self.preferences.pop(sub, None)
+            self._prefer(sub, None, forget=True)
             self._unsure.discard(sub)
 
     async def _load(self, sub: str) -> None:
@@ -116,9 +117,17 @@ class NotificationHandlers(PonteNamespace):
             if self._loading.get(sub) is loading:
                 del self._loading[sub]
         if sub in self._users and sub not in self.preferences:
-            self.preferences[sub] = reading.tipos
+            self._prefer(sub, reading.tipos)
             if not reading.known:
                 self._doubt(sub)
+
+    def _prefer(self, sub: str, tipos: frozenset[str] | None, forget: bool = False) -> None:
+        """Cache (or, `forget`, drop) a connected user's preferences; every change goes through here."""
+        if forget:
+            self.preferences.pop(sub, None)
+        else:
+            self.preferences[sub] = tipos
+        self._everyone.clear()
 
     def _doubt(self, sub: str) -> None:
         """Read `sub`'s preferences again later: what is cached is a fallback."""
@@ -143,7 +152,7 @@ class NotificationHandlers(PonteNamespace):
             if not reading.known:
                 return
             if sub in self._unsure:  # still connected, and no shared change arrived meanwhile
-                self.preferences[sub] = reading.tipos
+                self._prefer(sub, reading.tipos)
                 self._unsure.discard(sub)
 
     async def _on_shared(self, payload: dict[str, Any]) -> None:
@@ -154,10 +163,10 @@ class NotificationHandlers(PonteNamespace):
             return
         self.gateway.prefs.remember(sub, frozenset(tipos))
         if sub in self._users:
-            self.preferences[sub] = frozenset(tipos)
+            self._prefer(sub, frozenset(tipos))
             self._unsure.discard(sub)
 
-    # -- filters: called for every recipient of an emit, so O(1) and synchronous ----------------
+    # -- filters: judged once per emit; what they return is called for every recipient, so O(1) and synchronous
 
     def _hook(self) -> None:
         """Register the control handler and the filters (once per server; `self.server` is only known
@@ -182,14 +191,31 @@ class NotificationHandlers(PonteNamespace):
         tipos = self.preferences.get(client.principal.sub)
         return tipos is None or tipo in tipos
 
-    def _keep_notification(self, sid: str, data: Any) -> bool:
-        tipo = data.get("tipo") if isinstance(data, dict) else None
-        return tipo is None or self.admits(sid, tipo)  # no type, nothing to judge it by
+    def _all_admit(self, tipo: Any) -> bool:
+        """True when `admits` would say yes to every connection here: nobody's preferences being read or
+        turning `tipo` off, and nobody in the handshake (every connection of the namespace among `clients`).
+        A fan-out to a big room then reads no recipient's preferences (app/transport/manager.py `Direct`)."""
+        if not isinstance(tipo, str) or self._loading or len(self.clients) != self.connections_here():
+            return False
+        everyone = self._everyone.get(tipo)
+        if everyone is None:
+            if len(self._everyone) >= 64:  # types come from publishers' data: keep a few
+                self._everyone.clear()
+            everyone = self._everyone[tipo] = all(tipos is None or tipo in tipos for tipos in self.preferences.values())
+        return everyone
 
-    def _keep_type(self, tipo: str) -> Callable[[str, Any], bool]:
-        def keep(sid: str, data: Any) -> bool:
-            return self.admits(sid, tipo) or self.watching(sid, data)
-        return keep
+    def _keep_notification(self, data: Any) -> Callable[[str], bool] | None:
+        tipo = data.get("tipo") if isinstance(data, dict) else None
+        if tipo is None or self._all_admit(tipo):
+            return None  # no type, nothing to judge it by; or nobody turned it off: every member gets it
+        return lambda sid: self.admits(sid, tipo)
+
+    def _keep_type(self, tipo: str) -> Callable[[Any], Callable[[str], bool] | None]:
+        def judge(data: Any) -> Callable[[str], bool] | None:
+            if self._all_admit(tipo):
+                return None
+            return lambda sid: self.admits(sid, tipo) or self.watching(sid, data)
+        return judge
 
     def watching(self, sid: str, data: Any) -> bool:
         """True for a connection in the execution's room (it started or consulted it): an execution's

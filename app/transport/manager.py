@@ -10,9 +10,31 @@ from socketio import packet
 
 from .codecs import dumps
 from .history import Entry, History, stream_order
-from .writer import text_frame
+from .writer import SocketWriter, text_frame, write_each
 
 RECENT = 4096  # entries delivered here lately, per namespace: what a connecting client may have missed meanwhile
+DIRECT_MIN = 32  # members from which a room's raw peers are listed for its fan-outs (`Direct`)
+Judge = Callable[[Any], Callable[[str], bool] | None]  # an event's data → who keeps it (None: every member)
+
+
+class Direct:
+    """A room's members here as its fan-outs write to them: its raw peers whose frames go to the transport as
+    they are, by codec and form (one frame for each group, `write_each`), and the others (Socket.IO clients,
+    compressing peers) as (sid, eio_sid). Built on a room's first event and dropped when a member comes,
+    goes or changes its form."""
+
+    __slots__ = ("groups", "others", "size")
+
+    def __init__(self, participants: Iterable[tuple[str, str]], raw_peers: dict[str, Any]) -> None:
+        self.groups: dict[tuple[Any, str], list[SocketWriter]] = {}
+        self.others: list[tuple[str, str]] = []
+        for sid, eio_sid in participants:
+            peer = raw_peers.get(eio_sid)
+            if peer is not None and peer.takes_frames():
+                self.groups.setdefault((peer.codec, peer.form), []).append(peer)
+            else:
+                self.others.append((sid, eio_sid))
+        self.size = sum(map(len, self.groups.values())) + len(self.others)
 
 
 class FanoutManager(socketio.AsyncManager):
@@ -24,8 +46,10 @@ class FanoutManager(socketio.AsyncManager):
         super().__init__()
         self.send_queue_limit = send_queue_limit
         self._rooms_of: dict[str, list[Any]] = {}
-        # (namespace, event) → keep(sid, data): per-recipient filters, e.g. notification preferences
-        self.filters: dict[tuple[str, str], Callable[[str, Any], bool]] = {}
+        # (namespace, event) → judge(data) → keep(sid) or None: per-recipient filters, e.g. notification preferences
+        self.filters: dict[tuple[str, str], Judge] = {}
+        self._direct: dict[tuple[str, Any], Direct] = {}  # (namespace, room) → its members, for a fan-out
+        self.direct_min = DIRECT_MIN
         # name → handler(payload): control messages shared by every instance (see `share`)
         self.controls: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         self.metrics: Any = None
@@ -65,6 +89,7 @@ class FanoutManager(socketio.AsyncManager):
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._direct.pop((namespace, room), None)
         rooms = self._rooms_of.setdefault(sid, [])  # a few rooms each: a list is smaller than a set
         if room not in rooms:
             rooms.append(room)
@@ -73,11 +98,17 @@ class FanoutManager(socketio.AsyncManager):
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
+        self._direct.pop((namespace, room), None)
         rooms = self._rooms_of.get(sid)
         if rooms is not None and room in rooms:
             rooms.remove(room)
             if self.watchers and room is not None and room != sid:
                 self._notify(namespace, sid, room, False)
+
+    def regroup(self, sid: str) -> None:
+        """A raw peer now writes another form: its rooms' fan-outs must frame its events anew."""
+        for key in [key for key in self._direct if key[1] in self._rooms_of.get(sid, ())]:
+            del self._direct[key]
 
     def _notify(self, namespace: str, sid: str, room: Any, entered: bool) -> None:
         for watch in self.watchers:
@@ -92,6 +123,7 @@ class FanoutManager(socketio.AsyncManager):
         self.with_offsets.discard(sid)
         for room in list(self._rooms_of.pop(sid, ())):
             super().basic_leave_room(sid, namespace, room)
+            self._direct.pop((namespace, room), None)
             if self.watchers and room is not None and room != sid:
                 self._notify(namespace, sid, room, False)
         self.callbacks.pop(sid, None)
@@ -131,7 +163,7 @@ class FanoutManager(socketio.AsyncManager):
         if eio_sid is not None:
             await self.deliver(namespace, ((room, eio_sid),), None, event, args)
         elif namespace in self.rooms:
-            await self.deliver(namespace, self.get_participants(namespace, room), skip_sid, event, args)
+            await self.deliver_room(namespace, room, skip_sid, event, args)
 
     async def keep(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any]) -> None:
         """An event to rooms: kept in the history with its offset, then delivered here."""
@@ -148,8 +180,7 @@ class FanoutManager(socketio.AsyncManager):
             self.floor[namespace] = recent[0].offset  # about to be dropped
         recent.append(entry)
         if namespace in self.rooms:
-            await self.deliver(namespace, self.get_participants(namespace, entry.room), entry.skip, entry.event,
-                               entry.args, entry.offset)
+            await self.deliver_room(namespace, entry.room, entry.skip, entry.event, entry.args, entry.offset)
         # only now: a client that starts following from the frontier has had this entry already (set before
         # the delivery, one held back for its replay meanwhile would have been skipped by both)
         self.frontier[namespace] = entry.offset
@@ -179,6 +210,55 @@ class FanoutManager(socketio.AsyncManager):
         newer.reverse()
         return newer
 
+    async def deliver_room(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any],
+                           offset: str | None = None) -> None:
+        """Hand one event to a room's members here: through its `Direct` lists when it has them, else member
+        by member."""
+        direct = self._direct_for(namespace, room, skip_sid, event, args, offset)
+        if direct is None or not await self._deliver_direct(namespace, direct, event, args, offset):
+            await self.deliver(namespace, self.get_participants(namespace, room), skip_sid, event, args, offset)
+
+    def _direct_for(self, namespace: str, room: Any, skip_sid: Any, event: str, args: list[Any],
+                    offset: str | None) -> Direct | None:
+        """A room's `Direct` lists (built on demand), when it has `direct_min` members here or more and this
+        event goes to each of them alike."""
+        if skip_sid or (hasattr(room, "__len__") and not isinstance(room, str)):
+            return None  # somebody to skip, or several rooms
+        if offset is not None and (self.recovering or self.replayed and stream_order(offset) <= self._replayed_max):
+            return None  # a replay brings it to somebody, or has brought it already
+        judge = self.filters.get((namespace, event))
+        if judge is not None and judge(payload_of(args)) is not None:
+            return None  # a filter decides, recipient by recipient
+        direct = self._direct.get((namespace, room))
+        if direct is None:
+            members = self.rooms[namespace].get(room)
+            if members is None or len(members) < self.direct_min:
+                return None
+            direct = self._direct[(namespace, room)] = Direct(self.get_participants(namespace, room),
+                                                              self.server.raw_peers)
+        return direct
+
+    async def _deliver_direct(self, namespace: str, direct: Direct, event: str, args: list[Any],
+                              offset: str | None) -> bool:
+        """Write the event through a room's `Direct` lists; False, having written nothing, when a group's
+        frame cannot be built once for all (bytes in the data, text UTF-8 cannot carry)."""
+        messages: list[tuple[list[SocketWriter], str, bytes]] = []
+        for (_, form), peers in direct.groups.items():
+            text = encode_for(namespace, peers[0], form, event, args, offset)
+            frame = framed(text)[1] if text is not None else None
+            if text is None or frame is None:
+                return False
+            messages.append((peers, text, frame))
+        for peers, text, frame in messages:
+            for peer in write_each(peers, frame):
+                if not peer.write_frame(frame):
+                    await peer.send(text)
+        if self.metrics is not None and direct.size > len(direct.others):
+            self.metrics.delivered(namespace, event, direct.size - len(direct.others))
+        if direct.others:
+            await self.deliver(namespace, direct.others, None, event, args, offset)
+        return True
+
     async def deliver(self, namespace: str, participants: Iterable[tuple[str, str]], skip_sid: Any, event: str,
                       args: list[Any], offset: str | None = None) -> None:
         """Hand one event to each of `participants` (sid, eio_sid), encoding and framing it at most once
@@ -194,10 +274,11 @@ class FanoutManager(socketio.AsyncManager):
         binary: Any = None  # the packet python-socketio sends when the data holds bytes
         server = self.server
         peers, writers = server.raw_peers, server.writers
-        keep = self.filters.get((namespace, event))
+        judge = self.filters.get((namespace, event))
+        keep = judge(raw_data) if judge is not None else None
         delivered = 0
         for sid, eio_sid in participants:
-            if sid in skip or (held is not None and sid in held) or (keep is not None and not keep(sid, raw_data)) or (
+            if sid in skip or (held is not None and sid in held) or (keep is not None and not keep(sid)) or (
                     replayed is not None and sid in replayed and order <= replayed[sid]):
                 continue
             delivered += 1

@@ -7,11 +7,12 @@ client's connection to it, whichever transport it came by. Everything a handler 
   every instance (rooms hold clients of both transports);
 - `await self.enter_room(sid, room)`, `await self.follow(sid, room)` (enter, with the room's history
   first), `await self.leave_room(sid, room)`, `self.rooms(sid)`,
-  `self.participants(room)` (this instance's connections in a room);
+  `self.participants(room)` (this instance's connections in a room), `self.connections_here()`;
 - `await self.send_error(sid, error, request_id)`: a `PonteError` as the namespace's protocol shows it;
 - `await self.close(sid, code, reason)`: end a connection (raw: that WebSocket close code);
 - `await self.share(name, payload)` / `self.on_share(name, control)`: run a control on every instance;
-- `self.add_filter(event, keep)`: `keep(sid, data)` decides, per recipient, who gets an event;
+- `self.add_filter(event, judge)`: `judge(data)` returns None when every member gets that event, else
+  `keep(sid)`, which decides per recipient;
 - `self.spawn(coro)`: work that outlives the message (a handler runs before the connection's next
   message is read, so anything long is spawned);
 - connection-state recovery (history.py): `identify(environ, auth)` says who a connecting client is
@@ -84,6 +85,11 @@ class Namespace(socketio.AsyncNamespace):
         """The sids of this instance's connections in `room`."""
         return [sid for sid, _ in self.server.manager.get_participants(self.namespace, room)]
 
+    def connections_here(self) -> int:
+        """How many connections this namespace has on this instance, those still in their handshake
+        included (python-socketio's everyone room: a sid is in it from its handshake to its end)."""
+        return len(self.server.manager.rooms.get(self.namespace, {}).get(None, ()))
+
     async def send_error(self, sid: str, error: PonteError, request_id: str | None = None) -> None:
         await self.server.send_error(sid, self.namespace, error, request_id)
 
@@ -100,8 +106,8 @@ class Namespace(socketio.AsyncNamespace):
     def on_share(self, name: str, control: Callable[[dict[str, Any]], Any]) -> None:
         self.server.on_share(name, control)
 
-    def add_filter(self, event: str, keep: Callable[[str, Any], bool]) -> None:
-        self.server.manager.filters[(self.namespace, event)] = keep
+    def add_filter(self, event: str, judge: Callable[[Any], Callable[[str], bool] | None]) -> None:
+        self.server.manager.filters[(self.namespace, event)] = judge
 
     def spawn(self, coro: Any) -> None:
         """Run a coroutine in the background, keeping a reference until it ends (a shutdown waits

@@ -69,6 +69,23 @@ class RawPeer(SocketWriter):
         asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()[:120]))
 
 
+class PeerSocket(web.WebSocketResponse):
+    """aiohttp's WebSocket, marking its RawPeer closed as its close begins, whoever closes it (aiohttp
+    does on a Close frame, a protocol error or the end of the stream): a fan-out (`write_each`) reads the
+    peer, not this object, and must write nothing after the Close frame."""
+
+    __slots__ = ("peer",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.peer: RawPeer | None = None
+
+    async def close(self, *, code: int = CLOSE_NORMAL, message: bytes = b"", drain: bool = True) -> bool:
+        if self.peer is not None:
+            self.peer.closed = True
+        return await super().close(code=code, message=message, drain=drain)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A documented raw-WebSocket path and the namespace it speaks to."""
@@ -102,12 +119,13 @@ class RawBridge:
         s = self.settings
         # No per-socket heartbeat timers: `heartbeat_round` pings every raw peer from one task. aiohttp
         # refuses a message of max_msg_size bytes, not only larger ones: the documented limit is allowed.
-        ws = web.WebSocketResponse(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes + 1,
-                                   timeout=CLOSE_WAIT)
+        ws = PeerSocket(autoping=False, protocols=SUBPROTOCOL_MARKERS, max_msg_size=s.max_message_bytes + 1,
+                        timeout=CLOSE_WAIT)
         await ws.prepare(request)
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),
                        s.send_queue_limit, self.server.send_failed)
+        ws.peer = peer
         namespace, reason = endpoint.namespace, "cancelled"  # unless the loop below ends or fails
         try:
             sid = await self.server.connect_raw(peer, namespace, {"aiohttp.request": request, "ponte.raw": True},
@@ -133,6 +151,7 @@ class RawBridge:
             reason = f"close code {CLOSE_INTERNAL}, server error"
             await ws.close(code=CLOSE_INTERNAL, message=b"internal server error")
         finally:
+            ws.peer = None  # no cycle left for the collector
             self.server.release(peer)
             await self.server.disconnect_raw(peer, reason)
         return ws
@@ -150,7 +169,9 @@ class RawBridge:
             await self.server.refuse(sid, namespace, PonteError(
                 VALIDATION_ERROR, exc.message, {"campo": exc.field} if exc.field else {}), "(invalid)")
             return
-        peer.form = inbound.form  # answer in the form the client used last
+        if inbound.form != peer.form:  # answer in the form the client used last
+            peer.form = inbound.form
+            self.server.manager.regroup(sid)
         await self.server.receive_raw(peer, namespace, inbound.event, inbound.data)
 
     async def _refuse(self, peer: RawPeer, endpoint: Endpoint) -> None:

@@ -171,8 +171,9 @@ class Recoveries:
             manager.replayed_to(sid, furthest)
 
     def reaches(self, namespace: str, entry: Entry, sid: str, rooms: list[Any]) -> bool:
-        keep = self.manager.filters.get((namespace, entry.event))
-        return entry.reaches(sid, rooms) and (keep is None or keep(sid, payload_of(entry.args)))
+        judge = self.manager.filters.get((namespace, entry.event))
+        keep = judge(payload_of(entry.args)) if judge is not None else None
+        return entry.reaches(sid, rooms) and (keep is None or keep(sid))
 
     def encode(self, namespace: str, eio_sid: str, event: str, args: list[Any], offset: str | None) -> str:
         """An event as this connection's wire format writes it (what `deliver` sends it too)."""

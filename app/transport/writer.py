@@ -33,7 +33,8 @@ class SocketWriter:
     """Writes at once while the transport has room (aiohttp's send then never waits), else queues
     behind what is waiting, up to `limit` messages; past that, `overflow` is called once."""
 
-    __slots__ = ("ws", "_transport", "_limit", "_backlog", "_drainer", "closed", "_on_overflow", "_on_failure",
+    # what a fan-out reads of every recipient first: `write_each` touches these and the transport, nothing else
+    __slots__ = ("_transport", "_backlog", "closed", "_high", "ws", "_limit", "_drainer", "_on_overflow", "_on_failure",
                  "_framed")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
@@ -41,6 +42,8 @@ class SocketWriter:
                  on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.ws = ws
         self._transport = transport
+        # the transport's high-water mark, read once (aiohttp never changes it on a WebSocket)
+        self._high = transport.get_write_buffer_limits()[1] if transport is not None else 0
         self._limit = limit
         self._backlog: deque[str | bytes] | None = None  # created on first congestion: idle sockets stay small
         self._drainer: asyncio.Task[None] | None = None
@@ -141,7 +144,11 @@ class SocketWriter:
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        return transport.get_write_buffer_size() + size + FRAME_OVERHEAD < transport.get_write_buffer_limits()[1]
+        return transport.get_write_buffer_size() + size + FRAME_OVERHEAD < self._high
+
+    def takes_frames(self) -> bool:
+        """True when a frame built for many recipients can go to this transport as it is (`write_each`)."""
+        return self._framed and self._transport is not None
 
     async def _drain(self) -> None:
         backlog = self._backlog
@@ -158,3 +165,26 @@ class SocketWriter:
             self._drainer = None
             if not backlog:
                 self._backlog = None  # an idle socket keeps no deque
+
+
+def write_each(writers: list[SocketWriter], frame: bytes) -> list[SocketWriter]:
+    """Write one frame built for many recipients (`text_frame`) straight to each writer's transport
+    (writers that `takes_frames`); return those that cannot take it so right now (closed, something
+    waits before it, the transport closing or full), for `write_frame` or `send`.
+
+    This is a fan-out's loop over a big room, and it reads nothing of a recipient but the writer's first
+    slots and its transport: with thousands of connections their objects are out of the CPU's caches, and
+    each one more object read per recipient costs more than the Python around it (bench/README.md)."""
+    size = len(frame) + FRAME_OVERHEAD
+    rest: list[SocketWriter] = []
+    for writer in writers:
+        transport = writer._transport
+        if (writer._backlog or writer.closed or transport.is_closing()
+                or transport.get_write_buffer_size() + size >= writer._high):
+            rest.append(writer)
+            continue
+        try:
+            transport.write(frame)
+        except Exception as exc:  # noqa: BLE001 - as in `write_frame`
+            writer.failed(exc)
+    return rest
