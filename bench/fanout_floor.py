@@ -43,6 +43,29 @@ class Peer:
         self.high = transport.get_write_buffer_limits()[1]
 
 
+def via_ws(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
+    for ws in clients:
+        ws._payload_writer.transport.write(frame)
+
+
+def via_list(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
+    for transport in listed:
+        transport.write(frame)
+
+
+def via_peer(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
+    size = len(frame) + 14
+    for peer in listed:
+        transport = peer.transport
+        if (peer.backlog or peer.closed or transport.is_closing()
+                or transport.get_write_buffer_size() + size >= peer.high):
+            continue
+        transport.write(frame)
+
+
+WRITE = {"via-ws": via_ws, "via-list": via_list, "via-peer": via_peer}
+
+
 def serve(mode: str, port: int, max_seconds: float) -> None:
     """One floor server (bench/baseline_aiohttp.py's routes), writing its broadcasts the `mode` way."""
     import uvloop
@@ -74,21 +97,7 @@ def serve(mode: str, port: int, max_seconds: float) -> None:
     async def emit(request: web.Request) -> web.Response:
         data = dumps({"event": EVENT, "data": await request.json(), "timestamp": now_iso()}).encode()
         header = bytes((0x81, len(data))) if len(data) < 126 else bytes((0x81, 126)) + len(data).to_bytes(2, "big")
-        frame = header + data
-        if mode == "via-ws":
-            for ws in clients:
-                ws._payload_writer.transport.write(frame)  # type: ignore[union-attr]
-        elif mode == "via-list":
-            for transport in listed:
-                transport.write(frame)
-        else:
-            size = len(frame) + 14
-            for peer in listed:
-                transport = peer.transport
-                if (peer.backlog or peer.closed or transport.is_closing()
-                        or transport.get_write_buffer_size() + size >= peer.high):
-                    continue
-                transport.write(frame)
+        WRITE[mode](clients, listed, header + data)
         return web.json_response({"ok": True})
 
     async def count(request: web.Request) -> web.Response:
