@@ -32,7 +32,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-MODES = ("via-ws", "via-list", "via-peer")
+MODES = ("via-ws", "via-list", "via-list-checked", "via-peer")
 
 
 class Peer:
@@ -53,6 +53,14 @@ def via_list(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
         transport.write(frame)
 
 
+def via_list_checked(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
+    limit = 65536 - len(frame) - 14
+    for transport in listed:
+        if transport.is_closing() or transport.get_write_buffer_size() > limit:
+            continue
+        transport.write(frame)
+
+
 def via_peer(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
     size = len(frame) + 14
     for peer in listed:
@@ -63,7 +71,7 @@ def via_peer(clients: set[Any], listed: dict[Any, None], frame: bytes) -> None:
         transport.write(frame)
 
 
-WRITE = {"via-ws": via_ws, "via-list": via_list, "via-peer": via_peer}
+WRITE = {"via-ws": via_ws, "via-list": via_list, "via-list-checked": via_list_checked, "via-peer": via_peer}
 
 
 def serve(mode: str, port: int, max_seconds: float) -> None:
@@ -118,6 +126,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated modes (aiohttp always runs: it is the reference)")
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-seconds", type=float, default=3600.0, help=argparse.SUPPRESS)
@@ -133,7 +142,7 @@ def main() -> int:
 
     for mode in MODES:
         run.SERVERS[mode] = {"cmd": [run.PY, __file__, "--serve", mode], "kind": load.RAW, "label": mode, "gc": True}
-    names = ["aiohttp-uvloop", *MODES]
+    names = ["aiohttp-uvloop", *(args.only.split(",") if args.only else MODES)]
     raise_nofile()
     print(f"fanout_floor: {args.clients} clients, {args.repeats} fan-outs x {args.passes} passes; "
           f"{run.pin_cpus()}", flush=True)
