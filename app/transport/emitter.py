@@ -27,7 +27,7 @@ from .channels import PUBLISH_SCRIPT, channels_of
 from .cluster import ShardedPublisher
 from .codecs import Codec
 from .history import Entry
-from .manager import args_of
+from .events import args_of
 from .listener import listen
 
 log = logging.getLogger("ponte.emitter")

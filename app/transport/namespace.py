@@ -33,7 +33,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..errors import PonteError
 from .history import Recovery
-from .manager import args_of
+from .events import args_of
 
 __all__ = ["Namespace", "Recovery", "Refused"]  # raise Refused(message, data) in on_connect to refuse a connection
 

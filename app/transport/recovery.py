@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .history import Entry, Recovery, Session, new_pid, stream_order
-from .manager import encode_for, payload_of
+from .events import encode_for, payload_of
 
 if TYPE_CHECKING:
     from .server import PonteServer

@@ -35,7 +35,8 @@ from .channels import PUBLISH_SCRIPT, channels_of, room_channel
 from .cluster import Item, ShardedPublisher
 from .history import Entry, RedisHistory, entries, stream_order
 from .listener import RoomListener
-from .manager import FanoutManager, args_of
+from .events import args_of
+from .manager import FanoutManager
 from ..tasks import stop, stop_if_cancelled
 
 log = logging.getLogger("ponte.redis")
