@@ -101,7 +101,8 @@ class NotificationHandlers(PonteNamespace):
             self._users[sub] = count
         else:
             self._users.pop(sub, None)
-            self._prefer(sub, None, forget=True)
+            self.preferences.pop(sub, None)
+            self._everyone.clear()
             self._unsure.discard(sub)
 
     async def _load(self, sub: str) -> None:
@@ -121,12 +122,9 @@ class NotificationHandlers(PonteNamespace):
             if not reading.known:
                 self._doubt(sub)
 
-    def _prefer(self, sub: str, tipos: frozenset[str] | None, forget: bool = False) -> None:
-        """Cache (or, `forget`, drop) a connected user's preferences; every change goes through here."""
-        if forget:
-            self.preferences.pop(sub, None)
-        else:
-            self.preferences[sub] = tipos
+    def _prefer(self, sub: str, tipos: frozenset[str] | None) -> None:
+        """Cache a connected user's preferences (`_release` drops them): what `_all_admit` knew is stale."""
+        self.preferences[sub] = tipos
         self._everyone.clear()
 
     def _doubt(self, sub: str) -> None:

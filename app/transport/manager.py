@@ -23,7 +23,7 @@ class Direct:
     compressing peers) as (sid, eio_sid). Built on a room's first event and dropped when a member comes,
     goes or changes its form."""
 
-    __slots__ = ("groups", "others", "size")
+    __slots__ = ("groups", "others", "listed")
 
     def __init__(self, participants: Iterable[tuple[str, str]], raw_peers: dict[str, Any]) -> None:
         self.groups: dict[tuple[Any, str], list[SocketWriter]] = {}
@@ -34,7 +34,7 @@ class Direct:
                 self.groups.setdefault((peer.codec, peer.form), []).append(peer)
             else:
                 self.others.append((sid, eio_sid))
-        self.size = sum(map(len, self.groups.values())) + len(self.others)
+        self.listed = sum(map(len, self.groups.values()))  # the raw peers in `groups`
 
 
 class FanoutManager(socketio.AsyncManager):
@@ -253,8 +253,8 @@ class FanoutManager(socketio.AsyncManager):
             for peer in write_each(peers, frame):
                 if not peer.write_frame(frame):
                     await peer.send(text)
-        if self.metrics is not None and direct.size > len(direct.others):
-            self.metrics.delivered(namespace, event, direct.size - len(direct.others))
+        if self.metrics is not None and direct.listed:
+            self.metrics.delivered(namespace, event, direct.listed)
         if direct.others:
             await self.deliver(namespace, direct.others, None, event, args, offset)
         return True

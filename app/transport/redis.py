@@ -33,9 +33,9 @@ from socketio.redis_manager import parse_redis_sentinel_url
 
 from .channels import PUBLISH_SCRIPT, channels_of, room_channel
 from .cluster import Item, ShardedPublisher
+from .events import args_of
 from .history import Entry, RedisHistory, entries, stream_order
 from .listener import RoomListener
-from .events import args_of
 from .manager import FanoutManager
 from ..tasks import stop, stop_if_cancelled
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import pytest
 
 from app.factory import SIO_KEY
@@ -28,12 +27,7 @@ async def test_raw_slow_consumer_is_closed(server: Any, raw: Any, settings_overr
     slow = await raw("/ws", make_token("slow"))
     healthy = await raw("/ws", make_token("healthy"))
     await flood(server, 400)
-    code, reason = None, ""
-    async with asyncio.timeout(20):
-        while code is None:  # read what was buffered before the close frame
-            msg = await slow.ws.receive()
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                code, reason = slow.ws.close_code, msg.extra or ""
+    code, reason = await slow.closed(20)  # after what was buffered before the close frame
     assert code == 1008 and "overflow" in reason
     await healthy.send({"event": "SESSAO_PING", "data": {"request_id": "ok"}})
     assert (await healthy.recv_kind("SESSAO_PONG"))["data"]["request_id"] == "ok"
