@@ -4,10 +4,8 @@ follows members who come, go or change their envelope's form, and notification p
 The room is python-socketio's room of every connection (`room=None`, what a broadcast goes to)."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
 import pytest
 
 from app.factory import SIO_KEY
@@ -124,11 +122,32 @@ async def test_slow_member_of_a_listed_room_is_closed(server: Any, raw: Any, set
         await emit(server, {**NOTICE, "titulo": str(n), "mensagem": BIG}, "user:slow")
         assert (await reader.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"] == str(n)
     assert listed(server, "user:slow")
-    code, reason = None, ""
-    async with asyncio.timeout(20):
-        while code is None:  # read what was buffered before the close frame
-            msg = await slow.ws.receive()
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                code, reason = slow.ws.close_code, msg.extra or ""
+    code, reason = await slow.closed(20)  # after what was buffered before the close frame
     assert code == 1008 and "overflow" in reason
     await nothing_more(reader)
+
+
+async def test_garbage_and_strangers_leave_a_listed_room_as_it_was(server: Any, raw: Any) -> None:
+    """In a listed room, a member sending garbage (bad JSON, an unknown envelope, a binary frame) gets its
+    error envelopes and keeps its form; a peer with no token, or a bad one, is refused and never listed.
+    The next event reaches every member once, in the documented form."""
+    members = await crowd(raw, DIRECT_MIN)
+    await emit(server, notice(0), None)
+    assert listed(server, None)
+    for client in members:
+        assert (await client.recv())["data"] == notice(0)
+    attacker = members[0]
+    for garbage in ("{not json", '{"kind": "x"}', "[]"):
+        await attacker.ws.send_str(garbage)
+        assert (await attacker.recv_kind("ERRO"))["data"]["codigo"] == "VALIDATION_ERROR"
+    await attacker.ws.send_bytes(b"\x00\xff")
+    assert (await attacker.recv_kind("ERRO"))["data"]["codigo"] == "VALIDATION_ERROR"
+    for token in (None, "not-a-jwt"):
+        stranger = await raw("/ws", token)
+        code, _ = await stranger.closed()
+        assert code == 1008
+    await emit(server, notice(1), None)
+    for client in members:
+        message = await client.recv()
+        assert message["event"] == "NOTIFICACAO_GERAL" and message["data"] == notice(1), message
+        await nothing_more(client)
