@@ -25,7 +25,7 @@ from engineio.async_socket import AsyncSocket
 from ..guards import ABUSE, ADMIT
 from ..errors import CLOSE_POLICY
 from ..http_guard import shed
-from .writer import CLOSE_WAIT, SocketWriter, text_frame
+from .writer import CLOSE_WAIT, SocketWriter, drop_close_error, text_frame
 
 if TYPE_CHECKING:
     from .server import PonteServer
@@ -126,6 +126,7 @@ class EngineIOWebSocket:
         await sock.close(wait=False, abort=True, reason=reason)
         if not ws.closed:
             await ws.close()
+        drop_close_error(ws)
         return ws
 
     async def _probe(self, ws: web.WebSocketResponse) -> bool:

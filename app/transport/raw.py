@@ -24,7 +24,7 @@ from ..errors import CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_POLICY, VALIDATION_ERRO
 from ..guards import ABUSE, ADMIT, ConnectionGuard
 from ..settings import Settings
 from .server import PonteServer, rate_error
-from .writer import CLOSE_WAIT, SocketWriter
+from .writer import CLOSE_WAIT, SocketWriter, drop_close_error
 
 log = logging.getLogger("ponte.bridge")
 CLOSING_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
@@ -152,6 +152,7 @@ class RawBridge:
             await ws.close(code=CLOSE_INTERNAL, message=b"internal server error")
         finally:
             ws.peer = None  # no cycle left for the collector
+            drop_close_error(ws)
             self.server.release(peer)
             await self.server.disconnect_raw(peer, reason)
         return ws
