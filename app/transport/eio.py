@@ -123,7 +123,13 @@ class EngineIOWebSocket:
             reason = await self._read(ws)
         finally:
             gate.writers.pop(sock.sid, None)
-        await sock.close(wait=False, abort=True, reason=reason)
+        if not sock.closed and not sock.closing:  # sock.close(wait=False, abort=True), less engineio's dispatch
+            sock.closing = True
+            try:
+                await gate._handle_eio_disconnect(sock.sid, reason)
+            except Exception:  # noqa: BLE001 - as python-engineio: logged, and the socket closes all the same
+                log.exception("%s: disconnect handler failed", sock.sid)
+            sock.closed = True
         if not ws.closed:
             await ws.close()
         drop_close_error(ws)

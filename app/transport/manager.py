@@ -114,6 +114,10 @@ class FanoutManager(socketio.AsyncManager):
         for watch in self.watchers:
             watch(namespace, sid, room, entered)
 
+    def namespaces_of(self, eio_sid: str) -> list[str]:
+        """The namespaces an Engine.IO (or raw) connection has a client in."""
+        return [namespace for namespace in self.rooms if self.sid_from_eio_sid(eio_sid, namespace) is not None]
+
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         return [room for room in self._rooms_of.get(sid, ()) if room is not None]
 

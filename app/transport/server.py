@@ -4,10 +4,10 @@ The modules of app/transport are the only code that touches python-socketio and 
 (tests/app/test_layers.py checks it). The versions are pinned to a minor range in setup.cfg, and
 tests/app/test_internals_contract.py fails, naming the name, if an upgrade moves one of these:
 - socketio.AsyncServer, overridden: `_send_packet`, `_send_eio_packet`, `_handle_connect` (replaced
-  whole: connection-state recovery, recovery.py), `_handle_disconnect`, `_handle_eio_connect`,
-  `_handle_eio_disconnect`, `_handle_eio_message`, `_engineio_server_class`; called: `_trigger_event`;
-  read or set: `environ`, `eio`, `manager_initialized`, `namespace_handlers`, `packet_class`, `reason`,
-  `reserved_events`, `async_handlers`;
+  whole: connection-state recovery, recovery.py), `_handle_disconnect` and `_handle_eio_disconnect` (both
+  replaced whole: fewer layers in a mass disconnect), `_handle_eio_connect`, `_handle_eio_message`,
+  `_engineio_server_class`; called: `_trigger_event`; read or set: `_binary_packet`, `environ`, `eio`,
+  `manager_initialized`, `namespace_handlers`, `packet_class`, `reason`, `reserved_events`, `async_handlers`;
 - socketio.AsyncManager (manager.py): `pre_connect` (overridden to reuse a recovered sid), `connect`,
   `basic_enter_room`, `basic_leave_room`, `basic_disconnect`,
   `get_participants`, `sid_from_eio_sid`, `eio_sid_from_sid`, `is_connected`, `pending_connect`,
@@ -271,7 +271,11 @@ class PonteServer(socketio.AsyncServer):
             self.limits.unbind(guard)
         self.unconnected.pop(eio_sid, None)
         self.owed.pop(eio_sid, None)
-        await super()._handle_eio_disconnect(eio_sid, reason)
+        # python-socketio's own tries every namespace, with two failed lookups (raised KeyErrors) in each it
+        # was not connected to; a mass disconnect is mostly these calls
+        for namespace in self.manager.namespaces_of(eio_sid):
+            await self._handle_disconnect(eio_sid, namespace, reason)
+        self.environ.pop(eio_sid, None)
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None and eio_sid not in self.writers and not sock.upgraded:
             # A polling client that closed: Engine.IO would hold its pending poll until the poll times out
@@ -503,8 +507,17 @@ class PonteServer(socketio.AsyncServer):
             asyncio.get_running_loop().create_task(self.close_socket(eio_sid, CLOSE_NORMAL, reason))
 
     async def _handle_disconnect(self, eio_sid: str, namespace: str, reason: Any = None) -> None:
+        """python-socketio's, but for calling the namespace's `on_disconnect` directly, not through two layers
+        of dispatch that inspect it for a coroutine each time (every namespace here is a PonteNamespace)."""
+        namespace = namespace or "/"
         self.recovery.left(eio_sid, namespace, reason)
-        await super()._handle_disconnect(eio_sid, namespace, reason)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not self.manager.is_connected(sid, namespace):
+            return
+        self.manager.pre_disconnect(sid, namespace=namespace)
+        self._binary_packet.pop(eio_sid, None)
+        await self.namespace_handlers[namespace].on_disconnect(sid, reason or self.reason.CLIENT_DISCONNECT)
+        await self.manager.disconnect(sid, namespace, ignore_queue=True)
 
     async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:
         """Count one packet; over the limit, answer on its namespace (or close if it has none)."""

@@ -45,8 +45,8 @@ METHODS: list[tuple[Any, str, tuple[str, ...]]] = [
     (RequestHandler, "handle_error", ("request", "status", "exc", "message")),
     (RequestHandler, "_process_keepalive", ()),
 ]
-SERVER_ATTRIBUTES = ["environ", "eio", "manager", "manager_initialized", "namespace_handlers", "packet_class",
-                     "reason", "reserved_events"]
+SERVER_ATTRIBUTES = ["_binary_packet", "environ", "eio", "manager", "manager_initialized", "namespace_handlers",
+                     "packet_class", "reason", "reserved_events"]
 MANAGER_ATTRIBUTES = ["pending_connect", "pending_disconnect", "callbacks", "rooms", "server"]
 SOCKET_ATTRIBUTES = ["queue", "connected", "upgrading", "upgraded", "closed", "closing", "sid", "last_ping"]
 ENGINEIO_ATTRIBUTES = ["async_handlers", "max_http_buffer_size", "ping_timeout", "reason", "sockets"]
