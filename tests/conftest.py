@@ -150,6 +150,13 @@ async def create_investigation(server: Any, token: str | None = None, session_id
     return str(created["investigation_id"])
 
 
+async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Poll a real condition until it holds; fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 class RawClient:
     """A raw-WebSocket client speaking JSON text frames."""
 

@@ -18,23 +18,26 @@ Judge = Callable[[Any], Callable[[str], bool] | None]  # an event's data → who
 
 
 class Direct:
-    """A room's members here as its fan-outs write to them: its raw peers whose frames go to the transport as
-    they are, by codec and form (one frame for each group, `write_each`), and the others (Socket.IO clients,
-    compressing peers) as (sid, eio_sid). Built on a room's first event and dropped when a member comes,
-    goes or changes its form."""
+    """A room's members here as its fan-outs write to them: the transports of its raw peers whose frames go
+    to the transport as they are, by codec and form (one frame for each group, `write_each`), each with its
+    peer (`peer_of`); and the others (Socket.IO clients, compressing peers) as (sid, eio_sid). Built on a
+    room's first event and dropped when a member comes, goes or changes its form."""
 
-    __slots__ = ("groups", "others", "listed")
+    __slots__ = ("groups", "peer_of", "high", "others", "listed")
 
     def __init__(self, participants: Iterable[tuple[str, str]], raw_peers: dict[str, Any]) -> None:
-        self.groups: dict[tuple[Any, str], list[SocketWriter]] = {}
+        self.groups: dict[tuple[Any, str], list[Any]] = {}
+        self.peer_of: dict[Any, SocketWriter] = {}
         self.others: list[tuple[str, str]] = []
         for sid, eio_sid in participants:
             peer = raw_peers.get(eio_sid)
             if peer is not None and peer.takes_frames():
-                self.groups.setdefault((peer.codec, peer.form), []).append(peer)
+                self.groups.setdefault((peer.codec, peer.form), []).append(peer.transport)
+                self.peer_of[peer.transport] = peer
             else:
                 self.others.append((sid, eio_sid))
-        self.listed = sum(map(len, self.groups.values()))  # the raw peers in `groups`
+        self.high = min((peer.high for peer in self.peer_of.values()), default=0)  # the lowest high-water mark
+        self.listed = len(self.peer_of)  # the raw peers in `groups`
 
 
 class FanoutManager(socketio.AsyncManager):
@@ -246,15 +249,17 @@ class FanoutManager(socketio.AsyncManager):
                               offset: str | None) -> bool:
         """Write the event through a room's `Direct` lists; False, having written nothing, when a group's
         frame cannot be built once for all (bytes in the data, text UTF-8 cannot carry)."""
-        messages: list[tuple[list[SocketWriter], str, bytes]] = []
-        for (_, form), peers in direct.groups.items():
-            text = encode_for(namespace, peers[0], form, event, args, offset)
+        messages: list[tuple[list[Any], str, bytes]] = []
+        peer_of = direct.peer_of
+        for (_, form), transports in direct.groups.items():
+            text = encode_for(namespace, peer_of[transports[0]], form, event, args, offset)
             frame = framed(text)[1] if text is not None else None
             if text is None or frame is None:
                 return False
-            messages.append((peers, text, frame))
-        for peers, text, frame in messages:
-            for peer in write_each(peers, frame):
+            messages.append((transports, text, frame))
+        for transports, text, frame in messages:
+            for transport in write_each(transports, frame, direct.high, self.server.detour, peer_of):
+                peer = peer_of[transport]
                 if not peer.write_frame(frame):
                     await peer.send(text)
         if self.metrics is not None and direct.listed:

@@ -37,8 +37,9 @@ class RawPeer(SocketWriter):
     __slots__ = ("eio_sid", "codec", "form", "guard", "refusal", "alive", "_closing")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, codec: Codec,
-                 guard: ConnectionGuard, queue_limit: int, on_failure: Callable[[BaseException], None]) -> None:
-        super().__init__(ws, request.transport, queue_limit, on_failure=on_failure)
+                 guard: ConnectionGuard, queue_limit: int, on_failure: Callable[[BaseException], None],
+                 detour: set[Any]) -> None:
+        super().__init__(ws, request.transport, queue_limit, on_failure=on_failure, detour=detour)
         self.eio_sid = f"raw:{secrets.token_urlsafe(12)}"
         self.codec = codec
         self.form = codec.default_form
@@ -72,7 +73,8 @@ class RawPeer(SocketWriter):
 class PeerSocket(web.WebSocketResponse):
     """aiohttp's WebSocket, marking its RawPeer closed as its close begins, whoever closes it (aiohttp
     does on a Close frame, a protocol error or the end of the stream): a fan-out (`write_each`) reads the
-    peer, not this object, and must write nothing after the Close frame."""
+    server's detour set, which that puts the peer's transport in, not this object, and must write nothing
+    after the Close frame."""
 
     __slots__ = ("peer",)
 
@@ -124,7 +126,7 @@ class RawBridge:
         await ws.prepare(request)
         peer = RawPeer(ws, request, endpoint.codec,
                        ConnectionGuard(s.rate_limit_per_second, s.rate_limit_burst, s.rate_limit_close_after),
-                       s.send_queue_limit, self.server.send_failed)
+                       s.send_queue_limit, self.server.send_failed, self.server.detour)
         ws.peer = peer
         namespace, reason = endpoint.namespace, "cancelled"  # unless the loop below ends or fails
         try:
@@ -154,7 +156,10 @@ class RawBridge:
             ws.peer = None  # no cycle left for the collector
             drop_close_error(ws)
             self.server.release(peer)
-            await self.server.disconnect_raw(peer, reason)
+            try:
+                await self.server.disconnect_raw(peer, reason)
+            finally:
+                peer.forget()  # out of every room now: no fan-out reads its transport again
         return ws
 
     async def _admit(self, peer: RawPeer, namespace: str, sid: str) -> bool:

@@ -60,6 +60,9 @@ class PonteServer(socketio.AsyncServer):
                  connect_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.raw_peers: dict[str, RawPeer] = {}
+        # transports of raw peers that cannot take a fan-out's frame straight: closed, or something waits before
+        # it (writer.py `write_each`, which reads this rather than each peer)
+        self.detour: set[Any] = set()
         self.guards: dict[str, ConnectionGuard] = {}  # Engine.IO sockets' (a raw peer holds its own)
         self.limits = limits or UserLimits(10.0, 20)
         self.connect_timeout = connect_timeout

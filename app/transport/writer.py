@@ -33,13 +33,13 @@ class SocketWriter:
     """Writes at once while the transport has room (aiohttp's send then never waits), else queues
     behind what is waiting, up to `limit` messages; past that, `overflow` is called once."""
 
-    # what a fan-out reads of every recipient first: `write_each` touches these and the transport, nothing else
-    __slots__ = ("_transport", "_backlog", "closed", "_high", "ws", "_limit", "_drainer", "_on_overflow", "_on_failure",
-                 "_framed")
+    __slots__ = ("_transport", "_backlog", "_closed", "_high", "_detour", "ws", "_limit", "_drainer", "_on_overflow",
+                 "_on_failure", "_framed")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, limit: int,
                  on_overflow: Callable[[], None] | None = None,
-                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+                 on_failure: Callable[[BaseException], None] | None = None,
+                 detour: set[Any] | None = None) -> None:
         self.ws = ws
         self._transport = transport
         # the transport's high-water mark, read once (aiohttp never changes it on a WebSocket)
@@ -47,12 +47,32 @@ class SocketWriter:
         self._limit = limit
         self._backlog: deque[str | bytes] | None = None  # created on first congestion: idle sockets stay small
         self._drainer: asyncio.Task[None] | None = None
-        self.closed = False
+        # the transports of writers that cannot take a frame straight (something waits, or closed): `write_each`
+        # reads this set, not the writers; None where no fan-out writes past the writer
+        self._detour = detour
+        self._closed = False
         self._on_overflow = on_overflow
         self._on_failure = on_failure
         # Frames built once for many recipients may go straight to the transport, unless this
         # connection negotiated compression (each one then has its own compressor).
         self._framed = not ws.compress
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more is written (the connection is closing, failed, or overflowed)."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, closed: bool) -> None:
+        self._closed = closed
+        if closed and self._detour is not None:
+            self._detour.add(self._transport)
+
+    def forget(self) -> None:
+        """The connection is over and gone from every room: its transport leaves the detour set for good."""
+        if self._detour is not None:
+            self._detour.discard(self._transport)
+            self._detour = None
 
     async def send(self, text: str) -> None:
         """Send one text frame, in order with everything sent before."""
@@ -81,15 +101,14 @@ class SocketWriter:
         """Queue one frame (text, or binary for bytes) behind what is waiting; written by a task."""
         if self.closed:
             return
-        if self._backlog is None:
-            self._backlog = deque()
-        if len(self._backlog) >= self._limit:
+        backlog = self._backlog_now()
+        if len(backlog) >= self._limit:
             log.warning("send queue full: closing a slow consumer")
             self.closed = True
-            self._backlog.clear()
+            backlog.clear()
             self.overflow()
             return
-        self._backlog.append(frame)
+        backlog.append(frame)
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -98,11 +117,17 @@ class SocketWriter:
         the history's size and must not count as a slow consumer."""
         if self.closed:
             return
-        if self._backlog is None:
-            self._backlog = deque()
-        self._backlog.append(text)
+        self._backlog_now().append(text)
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def _backlog_now(self) -> deque[str | bytes]:
+        """The backlog, created on first congestion (the transport then takes a detour past fan-outs)."""
+        if self._backlog is None:
+            self._backlog = deque()
+            if self._detour is not None:
+                self._detour.add(self._transport)
+        return self._backlog
 
     def overflow(self) -> None:
         """Called once when the backlog overflows (subclasses close their connection here)."""
@@ -146,6 +171,15 @@ class SocketWriter:
             return False
         return transport.get_write_buffer_size() + size + FRAME_OVERHEAD < self._high
 
+    @property
+    def transport(self) -> Any:
+        return self._transport
+
+    @property
+    def high(self) -> int:
+        """The transport's high-water mark: past it, the transport pauses its writer."""
+        return self._high
+
     def takes_frames(self) -> bool:
         """True when a frame built for many recipients can go to this transport as it is (`write_each`)."""
         return self._framed and self._transport is not None
@@ -165,6 +199,8 @@ class SocketWriter:
             self._drainer = None
             if not backlog:
                 self._backlog = None  # an idle socket keeps no deque
+                if self._detour is not None and not self._closed:
+                    self._detour.discard(self._transport)
 
 
 def drop_close_error(ws: web.WebSocketResponse) -> None:
@@ -179,24 +215,25 @@ def drop_close_error(ws: web.WebSocketResponse) -> None:
         error = context
 
 
-def write_each(writers: list[SocketWriter], frame: bytes) -> list[SocketWriter]:
-    """Write one frame built for many recipients (`text_frame`) straight to each writer's transport
-    (writers that `takes_frames`); return those that cannot take it so right now (closed, something
-    waits before it, the transport closing or full), for `write_frame` or `send`.
+def write_each(transports: list[Any], frame: bytes, high: int, detour: set[Any],
+               writer_of: dict[Any, SocketWriter]) -> list[Any]:
+    """Write one frame built for many recipients (`text_frame`) straight to each transport, of writers that
+    `takes_frames` and whose high-water mark is at least `high`; return the transports whose writers cannot
+    take it so right now (in `detour`: closed, or something waits before it; the transport closing or
+    full), for `write_frame` or `send`.
 
-    This is a fan-out's loop over a big room, and it reads nothing of a recipient but the writer's first
-    slots and its transport: with thousands of connections their objects are out of the CPU's caches, and
-    each one more object read per recipient costs more than the Python around it (bench/README.md)."""
+    This is a fan-out's loop over a big room, and it reads nothing of a recipient but its transport: with
+    thousands of connections their objects are out of the CPU's caches, and each one more object read per
+    recipient costs more than the Python around it (bench/README.md). What a writer would say is in `detour`."""
     size = len(frame) + FRAME_OVERHEAD
-    rest: list[SocketWriter] = []
-    for writer in writers:
-        transport = writer._transport
-        if (writer._backlog or writer.closed or transport.is_closing()
-                or transport.get_write_buffer_size() + size >= writer._high):
-            rest.append(writer)
+    rest: list[Any] = []
+    for transport in transports:
+        if (detour and transport in detour) or transport.is_closing() or (
+                transport.get_write_buffer_size() + size >= high):
+            rest.append(transport)
             continue
         try:
             transport.write(frame)
         except Exception as exc:  # noqa: BLE001 - as in `write_frame`
-            writer.failed(exc)
+            writer_of[transport].failed(exc)
     return rest

@@ -10,7 +10,7 @@ import pytest
 
 from app.factory import SIO_KEY
 from app.transport.manager import DIRECT_MIN
-from conftest import make_token
+from conftest import make_token, until
 
 NOTICE = {"tipo": "info", "titulo": "Sistema Atualizado", "mensagem": "Nova versão"}
 BIG = "x" * 60000
@@ -125,6 +125,33 @@ async def test_slow_member_of_a_listed_room_is_closed(server: Any, raw: Any, set
     code, reason = await slow.closed(20)  # after what was buffered before the close frame
     assert code == 1008 and "overflow" in reason
     await nothing_more(reader)
+
+
+async def test_a_member_whose_queue_drains_is_written_straight_again(server: Any, raw: Any) -> None:
+    """A member that stops reading has its events queued (its transport takes the detour past the list's
+    writes) and gets them all in order once it reads again; then its transport leaves the detour, and the
+    next events reach it straight, once each. When it leaves, nothing of it stays behind."""
+    sio = server.app[SIO_KEY]
+    sio.manager.direct_min = 1
+    lagging = await ready(await raw("/ws", make_token("lag")))
+    transport = next(iter(sio.raw_peers.values())).transport
+    sent = 0
+    while transport not in sio.detour:  # until the kernel's buffers and the transport's are full
+        await emit(server, {**NOTICE, "titulo": str(sent), "mensagem": BIG}, "user:lag")
+        sent += 1
+        assert sent < 400, "the transport never filled"
+    assert listed(server, "user:lag")
+    for n in range(sent):
+        assert (await lagging.recv_kind("NOTIFICACAO_GERAL"))["data"]["titulo"] == str(n)
+    await nothing_more(lagging)  # its queue has drained: the pong came after all of it
+    assert transport not in sio.detour
+    for n in range(3):
+        await emit(server, notice(n), "user:lag")
+    assert [(await lagging.recv())["data"] for _ in range(3)] == [notice(0), notice(1), notice(2)]
+    await nothing_more(lagging)
+    await lagging.ws.close()
+    await until(lambda: not sio.raw_peers)
+    assert not sio.detour
 
 
 async def test_garbage_and_strangers_leave_a_listed_room_as_it_was(server: Any, raw: Any) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from app.keys import SIO_KEY
-from conftest import TIMEOUT, RawClient, create_investigation, make_token
+from conftest import TIMEOUT, RawClient, create_investigation, make_token, until
 
 ENDPOINTS = ("ws", "chat", "investigations")
 
@@ -62,13 +62,6 @@ async def receive(client: RawClient, timeout: float = TIMEOUT) -> dict[str, Any]
     msg = await client.ws.receive(timeout=timeout)
     assert msg.type is aiohttp.WSMsgType.TEXT, f"expected text, got {msg.type} {msg.data!r} {msg.extra!r}"
     return json.loads(msg.data)  # type: ignore[no-any-return]
-
-
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll a real condition until it holds; fail after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def emit(server: Any, where: Place, n: int) -> None:

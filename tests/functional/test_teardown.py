@@ -4,7 +4,6 @@ them, not left in reference cycles that the collector must find later, walking e
 inside the next mass disconnect (bench/README.md, "Mass disconnect")."""
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import socket
@@ -18,7 +17,7 @@ from yarl import URL
 
 from app import create_app
 from app.keys import SIO_KEY
-from conftest import TIMEOUT, make_settings, make_token
+from conftest import TIMEOUT, make_settings, make_token, until
 
 
 def drop(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -95,9 +94,8 @@ async def test_a_dropped_connection_is_freed_without_the_cyclic_collector(deaths
             for ws in clients:
                 drop(ws)
             sio = app[SIO_KEY]
-            async with asyncio.timeout(TIMEOUT):  # the server forgets them: a real condition, polled
-                while sio.raw_peers or sio.eio.sockets or sio.writers:
-                    await asyncio.sleep(0.01)
+            await until(lambda: not (sio.raw_peers or sio.eio.sockets or sio.writers))  # the server forgets them
+            assert not sio.detour
     finally:
         await runner.cleanup()  # python-engineio's sweep may still hold the last socket it passed over
     gc.collect()
