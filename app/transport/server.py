@@ -519,7 +519,9 @@ class PonteServer(socketio.AsyncServer):
             return
         self.manager.pre_disconnect(sid, namespace=namespace)
         self._binary_packet.pop(eio_sid, None)
-        await self.namespace_handlers[namespace].on_disconnect(sid, reason or self.reason.CLIENT_DISCONNECT)
+        handler = self.namespace_handlers.get(namespace)
+        if handler is not None:
+            await handler.on_disconnect(sid, reason or self.reason.CLIENT_DISCONNECT)
         await self.manager.disconnect(sid, namespace, ignore_queue=True)
 
     async def _admit(self, eio_sid: str, sid: str | None, namespace: str) -> bool:
