@@ -1,4 +1,4 @@
-"""Where a fan-out's user-space CPU goes: the same broadcast written four ways, measured as run.py does.
+"""Where a fan-out's user-space CPU goes: the same broadcast written five ways, as run.py measures it.
 
     python bench/fanout_floor.py                  # 5,000 clients, 10 fan-outs per pass, 3 passes
     python bench/fanout_floor.py --clients 1000 --passes 1
@@ -10,13 +10,15 @@ only in what the broadcast reads of each recipient before its one `transport.wri
                    frames it again for each one);
 * `via-ws`       - the frame, written through each WebSocket object: `ws._payload_writer.transport.write`;
 * `via-list`     - the frame, written to each transport from a list kept as clients come and go;
-* `via-peer`     - the same list, of small objects with __slots__ holding the transport and the checks
-                   Ponte's `write_each` makes (nothing queued, not closed, transport open and not full).
+* `via-list-checked` - the same list, and the transport's two checks (open, not full) before each write:
+                   what Ponte's `write_each` does since its detour set (the set is empty here);
+* `via-peer`     - a list of small objects with __slots__ holding the transport and the checks Ponte's
+                   `write_each` made before that (nothing queued, not closed, transport open and not full).
 
 Printed: server CPU µs per delivery and its user/system split (load.measure_fanout, the same figures as
 run.py's), median over the passes. What it shows (bench/README.md): at thousands of connections a
 recipient's objects are out of the CPU's caches, and each object read per recipient costs more
-user time than the Python around the write; the system calls themselves are the same in all four.
+user time than the Python around the write; the system calls themselves are the same in all five.
 """
 from __future__ import annotations
 

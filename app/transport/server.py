@@ -274,8 +274,8 @@ class PonteServer(socketio.AsyncServer):
             self.limits.unbind(guard)
         self.unconnected.pop(eio_sid, None)
         self.owed.pop(eio_sid, None)
-        # python-socketio's own tries every namespace, with two failed lookups (raised KeyErrors) in each it
-        # was not connected to; a mass disconnect is mostly these calls
+        # only the namespaces it joined: python-socketio's own ran the whole disconnect path in every namespace,
+        # with two failed lookups (raised KeyErrors) in each it had not joined
         for namespace in self.manager.namespaces_of(eio_sid):
             await self._handle_disconnect(eio_sid, namespace, reason)
         self.environ.pop(eio_sid, None)

@@ -173,6 +173,9 @@ async def test_garbage_and_strangers_leave_a_listed_room_as_it_was(server: Any, 
         stranger = await raw("/ws", token)
         code, _ = await stranger.closed()
         assert code == 1008
+    sio = server.app[SIO_KEY]
+    await until(lambda: len(sio.raw_peers) == DIRECT_MIN)  # the strangers' handlers have ended
+    assert not sio.detour  # nobody waits, and the refused left nothing behind
     await emit(server, notice(1), None)
     for client in members:
         message = await client.recv()
